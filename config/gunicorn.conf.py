@@ -1,0 +1,9 @@
+# Production gunicorn configuration of the gateway:
+#
+#     gunicorn -c config/gunicorn.conf.py "gateway.app:create_app()"
+#
+# Every setting, with the reason for its value, is in gateway/gunicorn_conf.py
+# (shared with `stackgate serve`); each reads its STACKGATE_* variable, so a
+# deployment tunes the environment, not this file. Assignments added below
+# this import win over it.
+from gateway.gunicorn_conf import *  # noqa: F401,F403

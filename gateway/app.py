@@ -1,0 +1,124 @@
+"""``create_app()``: the Flask app, its state and the one JSON error shape.
+
+Everything an app needs lives in ``app.extensions["stackgate"]`` (a
+:class:`State`), never in module globals, so tests can build many apps side by
+side. Production runs ``gunicorn -c config/gunicorn.conf.py "gateway.app:create_app()"``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from . import config, logs, serialize
+from .auth import TokenCheck
+from .calls import Gateway
+from .config import Settings
+from .errors import GatewayError, shape
+from .plugins import Registry
+from .routes import bp, new_request_id
+
+log = logging.getLogger("gateway.app")
+access = logging.getLogger("gateway.access")
+
+
+@dataclass
+class State:
+    settings: Settings
+    registry: Registry
+    gateway: Gateway
+    check_token: TokenCheck
+    #: set when the process starts draining: /readyz answers 503 from then on
+    draining: threading.Event = field(default_factory=threading.Event)
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Flask:
+    """Build the gateway.
+
+    :param settings: defaults to :func:`gateway.config.load` (file and environment).
+    :param registry: defaults to every installed plugin (``STACKGATE_PLUGINS``
+        narrows it); pass one to embed the gateway with plugins of your own.
+    """
+    settings = settings or config.load()
+    logs.configure(settings.log_level, settings.log_format)
+    if registry is None:
+        registry = Registry()
+        registry.load_entry_points(allow=settings.plugins, strict=settings.strict_plugins)
+    app = Flask("gateway")
+    # Flask turns an over-long body into a 413 before any of it is parsed.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["stackgate"] = State(
+        settings=settings, registry=registry, gateway=Gateway(settings, registry),
+        check_token=TokenCheck(settings.system_tokens))
+    app.register_blueprint(bp)
+    app.before_request(_begin)
+    app.after_request(_access_log)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(GatewayError, _gateway_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _begin() -> None:
+    request_id = new_request_id()
+    request.environ["stackgate.request_id"] = request_id
+    request.environ["stackgate.started"] = time.perf_counter()
+    logs.reset()
+    logs.bind(request_id=request_id, traceid=request.headers.get("traceid"))
+
+
+def _access_log(response: Response) -> Response:
+    # One line per request; the probes that a balancer polls every few seconds stay quiet.
+    if request.path in ("/livez", "/readyz"):
+        return response
+    started = request.environ.get("stackgate.started")
+    access.info("%s %s %s", request.method, request.path, response.status_code, extra={
+        "method": request.method, "path": request.path, "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
+        "response_bytes": response.content_length})
+    return response
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(serialize.dumps(body), status=status, headers=headers, mimetype="application/json")
+
+
+def _code(exc: HTTPException) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
+
+
+def _http_error(exc: HTTPException) -> Response:
+    logs.bind(error=_code(exc))
+    if exc.code is None or exc.code >= 500:
+        return _unexpected_error(exc)
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    message = exc.description or exc.name
+    if exc.code == 413:
+        limit = request.max_content_length
+        message = f"Request body exceeds the limit of {limit} bytes."
+    elif exc.code == 404:
+        message = f"No route {request.path}; the gateway serves POST /function."
+    elif exc.code == 405:
+        message = f"{request.method} is not allowed on {request.path}."
+    return _json(exc.code, {"errors": [{"code": _code(exc), "message": message}]}, headers)
+
+
+def _gateway_error(exc: GatewayError) -> Response:
+    status, body, headers = shape(exc)
+    logs.bind(error=exc.code)
+    return _json(status, body, headers)
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    request_id = request.environ.get("stackgate.request_id", "")
+    logs.bind(error="internal_error")
+    log.error("unexpected failure serving %s %s", request.method, request.path, exc_info=exc)
+    return _json(500, {"errors": [{"code": "internal_error", "message":
+                                   f"The gateway failed unexpectedly; its log has request {request_id}."}]})

@@ -1,0 +1,202 @@
+"""The gateway's settings: defaults, then a TOML file, then ``STACKGATE_*`` variables.
+
+Every knob lives in :class:`Settings`; :func:`load` builds one and refuses a
+configuration the gateway cannot serve with (:class:`ConfigurationError`).
+This module sits at the bottom of the core: it imports nothing of ``gateway``
+but :mod:`gateway.errors`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigurationError
+
+MiB = 1024 * 1024
+WIRE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\.[A-Za-z_][A-Za-z0-9_]*$")
+MAX_LEVEL = 25
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Valid system tokens; several at once let a token be rotated without downtime.
+    system_tokens: tuple[str, ...] = ()
+    #: Bare function names (as typed into integrator.io for an older stack) -> wire names.
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    #: DIY calls: True serves every loaded connector, False none, a tuple those named.
+    diy: bool | tuple[str, ...] = True
+    #: ``_connectorId`` -> the connectors served for that integration app.
+    connector_ids: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Allowlist of entry-point names to load (None: every installed plugin).
+    plugins: tuple[str, ...] | None = None
+    #: Refuse to start when a plugin fails to load, instead of serving the rest.
+    strict_plugins: bool = False
+    #: Seconds a plugin call may run before the caller gets ``deadline_exceeded``.
+    call_timeout: float = 300.0
+    #: Largest request body accepted (the reference accepts 50 MB).
+    max_body_bytes: int = 50 * MiB
+    #: ``maxResponseSize`` when the call sends none (or 0).
+    default_max_response_size: int = 5 * MiB
+    # -- concurrency (gateway.limits) --
+    default_level: int = 5
+    levels: Mapping[str, int] = field(default_factory=dict)
+    limit_wait: float = 30.0
+    limiter: str = "local"             # local | redis | none
+    limiter_socket: str | None = None  # set by the gunicorn master for the local backend
+    redis_url: str | None = None
+    redis_failure: str = "closed"      # closed (503) | local (fall back, loudly)
+    lease_seconds: float = 30.0
+    max_in_flight: int = 1000          # per worker, every call counted
+    # -- operations --
+    log_level: str = "INFO"
+    log_format: str = "json"           # json | console
+    metrics_token: str | None = None
+    admin_token: str | None = None
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(v for v in re.split(r"[\s,]+", value.strip()) if v)
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {value!r}")
+
+
+def _number(name: str, value: Any, kind=float, minimum: float | None = None):
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise ConfigurationError(f"{name} must be at least {minimum}, got {value!r}")
+    return number
+
+
+def _read_token_file(path: str) -> tuple[str, ...]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"STACKGATE_SYSTEM_TOKEN_FILE {path!r} cannot be read: {exc.strerror}") from None
+    # One token a line; blank lines and comments allow a commented secrets file.
+    return tuple(line.strip() for line in text.splitlines()
+                 if line.strip() and not line.strip().startswith("#"))
+
+
+# Each variable: (setting, parser). The table is the reference for the README.
+ENVIRONMENT = {
+    "STACKGATE_PLUGINS": ("plugins", lambda n, v: _split(v)),
+    "STACKGATE_STRICT_PLUGINS": ("strict_plugins", _bool),
+    "STACKGATE_CALL_TIMEOUT": ("call_timeout", lambda n, v: _number(n, v, float, 0.001)),
+    "STACKGATE_MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _number(n, v, int, 1)),
+    "STACKGATE_DEFAULT_LEVEL": ("default_level", lambda n, v: _number(n, v, int, 1)),
+    "STACKGATE_LIMIT_WAIT": ("limit_wait", lambda n, v: _number(n, v, float, 0)),
+    "STACKGATE_LIMITER": ("limiter", lambda n, v: v.strip().lower()),
+    "STACKGATE_LIMITER_SOCKET": ("limiter_socket", lambda n, v: v),
+    "STACKGATE_REDIS_URL": ("redis_url", lambda n, v: v or None),
+    "STACKGATE_REDIS_FAILURE": ("redis_failure", lambda n, v: v.strip().lower()),
+    "STACKGATE_LEASE_SECONDS": ("lease_seconds", lambda n, v: _number(n, v, float, 1)),
+    "STACKGATE_MAX_IN_FLIGHT": ("max_in_flight", lambda n, v: _number(n, v, int, 1)),
+    "STACKGATE_LOG_LEVEL": ("log_level", lambda n, v: v.strip().upper()),
+    "STACKGATE_LOG_FORMAT": ("log_format", lambda n, v: v.strip().lower()),
+    "STACKGATE_METRICS_TOKEN": ("metrics_token", lambda n, v: v or None),
+    "STACKGATE_ADMIN_TOKEN": ("admin_token", lambda n, v: v or None),
+}
+
+
+def _from_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigurationError(f"STACKGATE_CONFIG {path!r} cannot be read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"STACKGATE_CONFIG {path!r} is not valid TOML: {exc}") from None
+    known = {f.name for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(raw) - known - {"system_token"})
+    if unknown:
+        raise ConfigurationError(f"{path}: unknown setting(s) {', '.join(unknown)}")
+    values = dict(raw)
+    if "system_token" in values:
+        values["system_tokens"] = [values.pop("system_token")]
+    return values
+
+
+def load(env: Mapping[str, str] | None = None, *, require_token: bool = True,
+         **overrides: Any) -> Settings:
+    """Settings from ``STACKGATE_CONFIG`` (TOML), the environment, then ``overrides``.
+
+    Raises :class:`ConfigurationError` with a message for a person when the
+    result cannot be served with, first of all when no system token is set
+    (``require_token=False`` is for commands that serve no HTTP).
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if env.get("STACKGATE_CONFIG"):
+        values.update(_from_file(env["STACKGATE_CONFIG"]))
+    for name, (setting, parse) in ENVIRONMENT.items():
+        if name in env:
+            values[setting] = parse(name, env[name])
+    tokens = list(values.get("system_tokens") or ())
+    if env.get("STACKGATE_SYSTEM_TOKEN"):
+        tokens.extend(_split(env["STACKGATE_SYSTEM_TOKEN"]))
+    if env.get("STACKGATE_SYSTEM_TOKEN_FILE"):
+        tokens.extend(_read_token_file(env["STACKGATE_SYSTEM_TOKEN_FILE"]))
+    values["system_tokens"] = tokens
+    values.update(overrides)
+    return _checked(values, require_token)
+
+
+def _checked(values: dict[str, Any], require_token: bool = True) -> Settings:
+    tokens = tuple(dict.fromkeys(str(t) for t in values.get("system_tokens") or () if t))
+    if not tokens and require_token:
+        raise ConfigurationError(
+            "no system token configured: set STACKGATE_SYSTEM_TOKEN (or "
+            "STACKGATE_SYSTEM_TOKEN_FILE, or system_tokens in STACKGATE_CONFIG) to the "
+            "token integrator.io sends as 'Authorization: Bearer <token>'")
+    values["system_tokens"] = tokens
+    aliases = dict(values.get("aliases") or {})
+    for bare, wire in aliases.items():
+        if not isinstance(wire, str) or not WIRE_NAME.match(wire):
+            raise ConfigurationError(
+                f"alias {bare!r} must map to a wire name '<connector>.<function>', got {wire!r}")
+    values["aliases"] = aliases
+    diy = values.get("diy", True)
+    values["diy"] = diy if isinstance(diy, bool) else tuple(diy)
+    values["connector_ids"] = {str(k): tuple(v) for k, v in
+                               dict(values.get("connector_ids") or {}).items()}
+    if values.get("plugins") is not None:
+        values["plugins"] = tuple(values["plugins"])
+    levels = {}
+    for conn, level in dict(values.get("levels") or {}).items():
+        if not isinstance(level, int) or isinstance(level, bool) or level < 1:
+            raise ConfigurationError(f"levels.{conn} must be a whole number from 1 to 25, got {level!r}")
+        levels[str(conn)] = min(level, MAX_LEVEL)
+    values["levels"] = levels
+    settings = Settings(**values)
+    if not 1 <= settings.default_level <= MAX_LEVEL:
+        raise ConfigurationError(f"default_level must be 1 to {MAX_LEVEL}, got {settings.default_level}")
+    if settings.limiter not in ("local", "redis", "none"):
+        raise ConfigurationError(f"limiter must be local, redis or none, got {settings.limiter!r}")
+    if settings.limiter == "redis" and not settings.redis_url:
+        raise ConfigurationError("limiter 'redis' needs STACKGATE_REDIS_URL")
+    if settings.redis_failure not in ("closed", "local"):
+        raise ConfigurationError(f"redis_failure must be closed or local, got {settings.redis_failure!r}")
+    if settings.log_format not in ("json", "console"):
+        raise ConfigurationError(f"log_format must be json or console, got {settings.log_format!r}")
+    return settings

@@ -1,0 +1,170 @@
+"""Every outcome that is not a plain result, and the one shape they take on the wire.
+
+Plugins raise these (or any other exception); the core turns each into
+``{"errors": [{"code": ..., "message": ...}]}`` in one place, :func:`shape`.
+
+This module sits at the bottom of the core: it imports nothing of ``gateway``.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway answers on purpose.
+
+    ``status`` is the HTTP status of the answer, ``code`` the machine-readable
+    code of the error entry. Subclasses set both; an instance may override them.
+    ``errors`` carries several entries when one failure has many causes (every
+    failed field of a request, say).
+    """
+
+    status = 422
+    code = "error"
+
+    def __init__(self, message: str = "", *, code: str | None = None,
+                 status: int | None = None, errors: Iterable[dict] | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.headers = dict(headers or {})
+        self._errors = list(errors) if errors is not None else None
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        if self._errors is not None:
+            return self._errors
+        return [{"code": self.code, "message": self.message}]
+
+
+# -- Errors a plugin raises -------------------------------------------------
+
+class CredentialsRefused(GatewayError):
+    """The external system refused the connection's credentials.
+
+    Raised from ``ping``: the gateway answers ``{"statusCode": 401, "errors": [...]}``
+    (status 200), which takes the connection offline in integrator.io.
+    Raised from ``export``: the page answers ``connectionOffline: true``.
+    Raised from ``import``: every record of the batch answers ``statusCode: 401``.
+    """
+
+    code = "unauthorized"
+
+
+class ConnectionOffline(GatewayError):
+    """The external system cannot be reached (network down, host unknown, timeout).
+
+    Handled like :class:`CredentialsRefused`: ping 401, export
+    ``connectionOffline: true``, import 401 for every record.
+    """
+
+    code = "connection_offline"
+
+
+class RecordError(GatewayError):
+    """One record is bad. Put it in an import result entry with ``statusCode`` 422
+    (see :func:`record_result`); raised from a whole call it fails the call."""
+
+    code = "invalid_record"
+
+
+# -- Errors the core raises -------------------------------------------------
+
+class Unauthorized(GatewayError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self):
+        # Exactly the reference's answer, header included.
+        super().__init__("Invalid system token.",
+                         headers={"WWW-Authenticate": "invalid system token"})
+
+
+class InvalidRequest(GatewayError):
+    """The extension options (or a plugin's declared sections) failed validation."""
+
+    code = "invalid_field"
+
+
+class FunctionNotFound(GatewayError):
+    code = "invalid_function"
+
+    def __init__(self, message: str = "The function passed in the extension options "
+                 "doesn't map to a function."):
+        super().__init__(message)
+
+
+class ConnectorUnavailable(GatewayError):
+    """The connector is installed but failed to load; ``message`` says why."""
+
+    code = "connector_unavailable"
+
+
+class InvalidResponse(GatewayError):
+    code = "invalid_extension_response"
+
+    def __init__(self, message: str = "Extension response is not serializable."):
+        super().__init__(message)
+
+
+class ResponseTooLarge(GatewayError):
+    code = "response_size_exceeded"
+
+    def __init__(self, limit: int):
+        super().__init__(f"response stream exceeded limit of {limit} bytes.")
+
+
+class DeadlineExceeded(GatewayError):
+    status = 504
+    code = "deadline_exceeded"
+
+
+class ConcurrencyLimitExceeded(GatewayError):
+    status = 429
+    code = "concurrency_limit_exceeded"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class LimiterUnavailable(GatewayError):
+    status = 503
+    code = "limiter_unavailable"
+
+
+class ConfigurationError(Exception):
+    """The gateway cannot start with this configuration; the message says why."""
+
+
+# -- The one place errors are shaped ---------------------------------------
+
+def entry_from_exception(exc: BaseException) -> dict[str, str]:
+    """``{"code", "message"}`` of any exception, as the reference shapes a
+    function's error: its own ``code`` attribute when it is a non-empty string,
+    else its class name; its message, and nothing else from it."""
+    code = getattr(exc, "code", None)
+    if not isinstance(code, str) or not code:
+        code = type(exc).__name__
+    message = exc.message if isinstance(exc, GatewayError) else str(exc)
+    return {"code": code, "message": message}
+
+
+def shape(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, body, headers) of the answer for ``exc``."""
+    if isinstance(exc, GatewayError):
+        return exc.status, {"errors": exc.errors}, exc.headers
+    return 422, {"errors": [entry_from_exception(exc)]}, {}
+
+
+def record_result(exc: BaseException, *, record_id: str | None = None) -> dict[str, Any]:
+    """An import result entry for a record that failed with ``exc``:
+    401 for a refused or unreachable connection, 422 for anything else."""
+    status = 401 if isinstance(exc, (CredentialsRefused, ConnectionOffline)) else 422
+    entry: dict[str, Any] = {"statusCode": status, "errors": [entry_from_exception(exc)]}
+    if record_id is not None:
+        entry["id"] = record_id
+    return entry

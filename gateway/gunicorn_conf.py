@@ -1,0 +1,68 @@
+"""gunicorn settings of the gateway, one reason per line.
+
+``config/gunicorn.conf.py`` (the production entry) imports this module, and
+``stackgate serve`` runs gunicorn with it, so both run the same server.
+Every value can be set from the environment; defaults suit a 2-core container.
+"""
+import multiprocessing
+import os
+
+
+def _env_number(name, default, kind=int):
+    value = os.environ.get(name)
+    return kind(value) if value not in (None, "") else default
+
+
+# -- Socket -------------------------------------------------------------------
+# Listen on every interface of the container; STACKGATE_BIND overrides (host:port).
+bind = [os.environ.get("STACKGATE_BIND", "0.0.0.0:" + os.environ.get("PORT", "8000"))]
+# Connections the kernel queues while every worker is busy accepting.
+backlog = 2048
+
+# -- Workers ------------------------------------------------------------------
+# gevent: one process per core, each serving many calls at once on greenlets.
+# Wrapper calls mostly wait on an external system; a thread per call (gthread)
+# caps concurrency at its thread count, a sync worker at one call. gevent lets a
+# connection at its limit of 25 slow calls wait beside other connections' pings.
+worker_class = os.environ.get("STACKGATE_WORKER_CLASS", "gevent")
+# One worker per core: serialising large pages is CPU work, more processes than
+# cores only adds memory. STACKGATE_WORKERS (or WEB_CONCURRENCY) overrides.
+workers = _env_number("STACKGATE_WORKERS", _env_number("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+# Greenlets (simultaneous calls) per worker; the gateway's own in-flight cap
+# (STACKGATE_MAX_IN_FLIGHT) answers 503 before this queue would form.
+worker_connections = _env_number("STACKGATE_WORKER_CONNECTIONS", 1000)
+# Plugins load in each worker after gevent has patched the standard library.
+preload_app = False
+
+# -- Timeouts (PROTOCOL.md: a call of up to 5 minutes must never be cut) ---------
+_call_timeout = _env_number("STACKGATE_CALL_TIMEOUT", 300.0, float)
+# A gevent worker's heartbeat only stops when CPU work blocks its loop; the
+# master kills a worker silent this long. Above the call deadline, so that
+# even a plugin stuck in a C call for a whole call is answered, not killed.
+timeout = int(_call_timeout) + 30
+# On SIGTERM or a reload, in-flight calls get this long to finish. Above the
+# call deadline: a deploy never cuts a call. The container's stop grace period
+# must be longer still (docker-compose.yml: stop_grace_period).
+graceful_timeout = _env_number("STACKGATE_GRACEFUL_TIMEOUT", int(_call_timeout) + 10)
+# Idle keep-alive sockets stay open longer than any common load balancer's idle
+# timeout (AWS ALB 60 s, nginx 75 s, GCP 600 s), so the balancer, never the
+# gateway, closes an idle connection and no request races a close.
+keepalive = _env_number("STACKGATE_KEEPALIVE", 620)
+
+# -- Logging --------------------------------------------------------------------
+# No access log: the app writes one JSON line per request with far more in it.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("STACKGATE_LOG_LEVEL", "info").lower()
+
+# -- Mechanics --------------------------------------------------------------------
+# Workers' heartbeat files in memory, not on a container's overlay disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# Proxy headers are trusted only from the local network's balancer.
+forwarded_allow_ips = os.environ.get("STACKGATE_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# gunicorn's control socket sits at one fixed path per user; several gateways
+# on one host (tests, blue/green) would fight over it, and nothing here uses it.
+control_socket_disable = True
+
+wsgi_app = "gateway.app:create_app()"

@@ -1,0 +1,112 @@
+"""Logging: one JSON line per record, the current call's fields on each, secrets masked.
+
+:func:`bind` puts fields of the call being served (request id, traceid, wire
+function, connection id...) and its :class:`~gateway.scrub.Scrubber` into a
+context variable; every record logged while the call runs, by the core or by
+a plugin through any logger, carries those fields and has the call's secrets
+masked in its message and traceback. Each greenlet or thread has its own
+context, so concurrent calls never see each other's fields.
+"""
+from __future__ import annotations
+
+import contextvars
+import datetime
+import logging
+import sys
+from typing import Any
+
+import orjson
+
+from .scrub import NOTHING, Scrubber
+
+_CALL: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("stackgate_call", default={})
+_SCRUBBER: contextvars.ContextVar[Scrubber] = contextvars.ContextVar("stackgate_scrubber", default=NOTHING)
+
+#: Attributes every LogRecord has; anything else on a record is an extra field.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def bind(**fields: Any) -> None:
+    """Add fields (None values are dropped) to the current call's log context."""
+    current = dict(_CALL.get())
+    current.update({k: v for k, v in fields.items() if v is not None})
+    _CALL.set(current)
+
+
+def bind_scrubber(scrubber: Scrubber) -> None:
+    _SCRUBBER.set(scrubber)
+
+
+def reset() -> None:
+    _CALL.set({})
+    _SCRUBBER.set(NOTHING)
+
+
+def fields() -> dict[str, Any]:
+    return _CALL.get()
+
+
+class CallFilter(logging.Filter):
+    """Stamps the call's fields on a record and masks its secrets, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_stackgate", False):
+            return True
+        record._stackgate = True
+        for key, value in _CALL.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        scrubber = _SCRUBBER.get()
+        if scrubber:
+            record.msg = scrubber.scrub(record.getMessage())
+            record.args = None
+            if record.exc_info and not record.exc_text:
+                record.exc_text = logging.Formatter().formatException(record.exc_info)
+            if record.exc_text:
+                record.exc_text = scrubber.scrub(record.exc_text)
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
+            .isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return orjson.dumps(entry, default=str).decode()
+
+
+class ConsoleFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        extra = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        if extra:
+            text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+        return text
+
+
+def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
+    """Route every logger (the core's, plugins', libraries') through one handler."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    handler.addFilter(CallFilter())
+    handler._stackgate = True  # noqa: SLF001 - marks our handler for reconfiguration
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_stackgate", False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -1,0 +1,80 @@
+"""HTTP routes: ``POST /function`` and the health probes.
+
+The route only speaks HTTP: it checks the system token, parses the body and
+hands it to :meth:`gateway.calls.Gateway.call`, which owns the call itself.
+"""
+from __future__ import annotations
+
+import secrets
+
+from flask import Blueprint, Response, current_app, request
+
+from . import serialize
+from .auth import presented_token
+from .errors import GatewayError, Unauthorized
+
+bp = Blueprint("stackgate", __name__)
+
+_SUCCESS = serialize.dumps({"success": True})
+JSON = "application/json"
+
+
+def state():
+    """The app's :class:`gateway.app.State` (plugins, settings, limiter...)."""
+    return current_app.extensions["stackgate"]
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
+
+@bp.post("/function")
+def function() -> Response:
+    app_state = state()
+    header = request.headers.get("Authorization")
+    body = None
+    if header:
+        # The header alone decides: a wrong token is refused before a large body is parsed.
+        token = presented_token(header, None, request.args)
+    else:
+        body = _parse_body()
+        token = presented_token(None, body, request.args)
+    if not app_state.check_token(token):
+        raise Unauthorized()
+    if body is None:
+        body = _parse_body()
+    answer = app_state.gateway.call(body, request_id=request.environ["stackgate.request_id"],
+                                    trace_id=request.headers.get("traceid"))
+    return Response(answer.body, status=answer.status, headers=dict(answer.headers), mimetype=JSON)
+
+
+def _parse_body():
+    data = request.get_data(cache=False)  # MAX_CONTENT_LENGTH applies: 413 past it
+    if not data.strip():
+        return {}
+    try:
+        return serialize.loads(data)
+    except ValueError as exc:
+        raise GatewayError(f"Request body is not valid JSON: {exc}", code="invalid_json",
+                           status=400) from None
+
+
+@bp.get("/")
+@bp.get("/healthCheck")
+def health() -> Response:
+    return Response(_SUCCESS, mimetype=JSON)
+
+
+@bp.get("/livez")
+def livez() -> Response:
+    return Response(serialize.dumps({"status": "live"}), mimetype=JSON)
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    app_state = state()
+    if app_state.draining.is_set():
+        body = {"errors": [{"code": "terminating",
+                            "message": "The gateway is draining before shutdown; send new calls elsewhere."}]}
+        return Response(serialize.dumps(body), status=503, mimetype=JSON)
+    return Response(serialize.dumps({"status": "ready"}), mimetype=JSON)

@@ -1,0 +1,46 @@
+"""JSON on the wire: one serialiser for every answer, and the types it widens.
+
+orjson writes ``datetime``, ``date``, ``time`` (ISO 8601) and ``UUID`` itself;
+:func:`_widen` adds what a database driver hands a plugin: ``Decimal`` as an
+exact JSON number, ``bytes`` as base64, sets as arrays. Any other object is not
+serialisable and the call answers ``invalid_extension_response``.
+"""
+from __future__ import annotations
+
+import base64
+import decimal
+from typing import Any
+
+import orjson
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+class NotSerialisable(TypeError):
+    pass
+
+
+def _widen(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise NotSerialisable(f"{value} is not a JSON number")
+        # A Fragment is written as is: the exact digits, no float rounding.
+        return orjson.Fragment(str(value))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    raise NotSerialisable(f"object of type {type(value).__name__} is not JSON serialisable")
+
+
+def dumps(value: Any) -> bytes:
+    """Serialise ``value``; raises :class:`NotSerialisable` (a TypeError) for what JSON cannot hold."""
+    try:
+        return orjson.dumps(value, default=_widen, option=_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        raise NotSerialisable(str(exc)) from None
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse a request body; raises ``ValueError`` (orjson.JSONDecodeError) on bad JSON."""
+    return orjson.loads(data)

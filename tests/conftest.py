@@ -1,0 +1,58 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support import TESTKIT, ROTATED, Gunicorn, write_testkit_site  # noqa: E402
+
+GATEWAY_CONFIG = f"""
+system_tokens = ["{ROTATED}"]
+call_timeout = 2.0
+[aliases]
+legacyPing = "kit.ping"
+[connector_ids]
+"app-1" = ["kit"]
+"""
+
+
+@pytest.fixture(scope="session")
+def testkit_site(tmp_path_factory):
+    """The test plugins, published on the real entry-point group; also importable here."""
+    site = write_testkit_site(tmp_path_factory.mktemp("site"))
+    for path in (str(site), str(TESTKIT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    return site
+
+
+@pytest.fixture(scope="session")
+def gateway_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "gateway.toml"
+    path.write_text(GATEWAY_CONFIG)
+    return path
+
+
+@pytest.fixture(scope="session")
+def gateway(testkit_site, gateway_config, tmp_path_factory):
+    """One real gunicorn (2 gevent workers) serving the test plugins, for the whole session."""
+    server = Gunicorn(testkit_site, tmp_path_factory.mktemp("logs"),
+                      env={"STACKGATE_CONFIG": str(gateway_config)})
+    with server:
+        yield server
+
+
+@pytest.fixture
+def start_gateway(testkit_site, tmp_path):
+    """Start further gunicorns with their own environment; all are stopped after the test."""
+    started = []
+
+    def start(env=None, **kwargs):
+        server = Gunicorn(testkit_site, tmp_path, env=env, **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()

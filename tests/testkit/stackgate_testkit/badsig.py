@@ -1,0 +1,7 @@
+"""Connector ``badsig``: asks for an argument no hook provides."""
+from gateway import hookimpl
+
+
+@hookimpl
+def stackgate_ping(connection, no_such_argument):
+    return None

@@ -1,0 +1,2 @@
+"""Connector ``broken``: its driver is missing, as after a bad upgrade."""
+import stackgate_missing_driver  # noqa: F401
