@@ -108,3 +108,7 @@ def call(wire_name: str, options_file: Any, connector_id: str | None, max_respon
     click.echo(answer.body.decode())
     if answer.status != 200:
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

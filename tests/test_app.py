@@ -1,0 +1,92 @@
+"""In-process checks of what cannot be provoked over HTTP: an unexpected failure
+inside the gateway itself, and the app factory's isolation."""
+import pytest
+
+from gateway import config, hookimpl
+from gateway.app import create_app
+from gateway.plugins import Registry
+
+
+class Pinger:
+    @hookimpl
+    def stackgate_ping(self):
+        return {"statusCode": 200, "from": "embedded"}
+
+
+def make_app(**settings):
+    registry = Registry()
+    registry.register(Pinger(), "embedded")
+    return create_app(config.load({}, system_tokens=["t"], **settings), registry)
+
+
+def test_unexpected_failure_is_a_shaped_500_without_a_traceback(monkeypatch, caplog):
+    app = make_app()
+    state = app.extensions["stackgate"]
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("database handle corrupted")
+
+    monkeypatch.setattr(state.gateway, "call", explode)  # stands in for a bug in the core
+    r = app.test_client().post("/function", json={}, headers={"Authorization": "Bearer t"})
+    assert r.status_code == 500
+    (entry,) = r.get_json()["errors"]
+    assert entry["code"] == "internal_error"
+    assert "database handle" not in entry["message"] and "Traceback" not in r.get_data(as_text=True)
+    assert "request" in entry["message"]
+
+
+def test_apps_are_independent():
+    # Two apps side by side, each with its own plugins and tokens (no module globals).
+    first, second = make_app(), create_app(config.load({}, system_tokens=["u"]), Registry())
+    body = {"diy": True, "function": "embedded.ping", "options": {"a": 1}}
+    assert first.test_client().post("/function", json=body, headers={"Authorization": "Bearer t"}).get_json() \
+        == {"statusCode": 200, "from": "embedded"}
+    r = second.test_client().post("/function", json=body, headers={"Authorization": "Bearer u"})
+    assert r.get_json()["errors"][0]["code"] == "invalid_function"
+    assert second.test_client().post("/function", json=body, headers={"Authorization": "Bearer t"}).status_code == 401
+
+
+def test_diy_can_be_switched_off():
+    app = make_app(diy=False)
+    r = app.test_client().post("/function", json={"diy": True, "function": "embedded.ping", "options": {"a": 1}},
+                               headers={"Authorization": "Bearer t"})
+    assert r.get_json() == {"errors": [{"code": "missing_required_field",
+                                        "message": "DIY is not configured in the extension configuration."}]}
+
+
+def test_diy_can_be_restricted_to_some_connectors():
+    app = make_app(diy=("other",))
+    r = app.test_client().post("/function", json={"diy": True, "function": "embedded.ping", "options": {"a": 1}},
+                               headers={"Authorization": "Bearer t"})
+    assert r.get_json()["errors"][0]["code"] == "invalid_function"
+
+
+def test_plugin_with_an_unknown_hook_is_refused_by_name():
+    class Typo:
+        @hookimpl
+        def stackgate_pnig(self):
+            pass
+
+    registry = Registry()
+    registry.register(Typo(), "typo")
+    assert "stackgate_pnig" in registry.connectors["typo"].error
+
+
+@pytest.mark.parametrize("declared, message", [
+    ({"bad name": "export"}, "not an identifier"),
+    ({"exportX": "query"}, "kinds are"),
+    ({"importX": "import"}, "no stackgate_import"),
+])
+def test_bad_function_declarations_are_load_errors(declared, message):
+    class Declares:
+        @hookimpl
+        def stackgate_functions(self):
+            return declared
+
+        @hookimpl
+        def stackgate_export(self):
+            return {"data": [], "lastPage": True}
+
+    registry = Registry()
+    registry.register(Declares(), "declares")
+    assert message in registry.connectors["declares"].error
