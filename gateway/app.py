@@ -16,7 +16,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from . import config, logs, serialize
+from . import config, limits, logs, serialize
 from .auth import TokenCheck
 from .calls import Gateway
 from .config import Settings
@@ -34,6 +34,7 @@ class State:
     registry: Registry
     gateway: Gateway
     check_token: TokenCheck
+    limiter: limits.Limiter
     #: set when the process starts draining: /readyz answers 503 from then on
     draining: threading.Event = field(default_factory=threading.Event)
 
@@ -54,9 +55,10 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     # Flask turns an over-long body into a 413 before any of it is parsed.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
+    limiter = limits.build(settings)
     app.extensions["stackgate"] = State(
-        settings=settings, registry=registry, gateway=Gateway(settings, registry),
-        check_token=TokenCheck(settings.system_tokens))
+        settings=settings, registry=registry, gateway=Gateway(settings, registry, limiter),
+        check_token=TokenCheck(settings.system_tokens), limiter=limiter)
     app.register_blueprint(bp)
     app.before_request(_begin)
     app.after_request(_access_log)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from . import __version__, config, logs, serialize
+from . import __version__, config, limits, logs, serialize
 from .errors import ConfigurationError
 from .plugins import Registry
 
@@ -104,7 +104,8 @@ def call(wire_name: str, options_file: Any, connector_id: str | None, max_respon
         body["_connectorId"] = connector_id
     else:
         body["diy"] = True
-    answer = Gateway(settings, _registry(settings)).call(body, request_id=new_request_id())
+    gateway = Gateway(settings, _registry(settings), limits.build(settings))
+    answer = gateway.call(body, request_id=new_request_id())
     click.echo(answer.body.decode())
     if answer.status != 200:
         sys.exit(1)

@@ -49,7 +49,7 @@ class Settings:
     limiter: str = "local"             # local | redis | none
     limiter_socket: str | None = None  # set by the gunicorn master for the local backend
     redis_url: str | None = None
-    redis_failure: str = "closed"      # closed (503) | local (fall back, loudly)
+    limiter_failure: str = "closed"    # closed (503) | local (count in-process, loudly)
     lease_seconds: float = 30.0
     max_in_flight: int = 1000          # per worker, every call counted
     # -- operations --
@@ -109,7 +109,7 @@ ENVIRONMENT = {
     "STACKGATE_LIMITER": ("limiter", lambda n, v: v.strip().lower()),
     "STACKGATE_LIMITER_SOCKET": ("limiter_socket", lambda n, v: v),
     "STACKGATE_REDIS_URL": ("redis_url", lambda n, v: v or None),
-    "STACKGATE_REDIS_FAILURE": ("redis_failure", lambda n, v: v.strip().lower()),
+    "STACKGATE_LIMITER_FAILURE": ("limiter_failure", lambda n, v: v.strip().lower()),
     "STACKGATE_LEASE_SECONDS": ("lease_seconds", lambda n, v: _number(n, v, float, 1)),
     "STACKGATE_MAX_IN_FLIGHT": ("max_in_flight", lambda n, v: _number(n, v, int, 1)),
     "STACKGATE_LOG_LEVEL": ("log_level", lambda n, v: v.strip().upper()),
@@ -195,8 +195,8 @@ def _checked(values: dict[str, Any], require_token: bool = True) -> Settings:
         raise ConfigurationError(f"limiter must be local, redis or none, got {settings.limiter!r}")
     if settings.limiter == "redis" and not settings.redis_url:
         raise ConfigurationError("limiter 'redis' needs STACKGATE_REDIS_URL")
-    if settings.redis_failure not in ("closed", "local"):
-        raise ConfigurationError(f"redis_failure must be closed or local, got {settings.redis_failure!r}")
+    if settings.limiter_failure not in ("closed", "local"):
+        raise ConfigurationError(f"limiter_failure must be closed or local, got {settings.limiter_failure!r}")
     if settings.log_format not in ("json", "console"):
         raise ConfigurationError(f"log_format must be json or console, got {settings.log_format!r}")
     return settings

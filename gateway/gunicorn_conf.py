@@ -24,7 +24,9 @@ backlog = 2048
 # Wrapper calls mostly wait on an external system; a thread per call (gthread)
 # caps concurrency at its thread count, a sync worker at one call. gevent lets a
 # connection at its limit of 25 slow calls wait beside other connections' pings.
-worker_class = os.environ.get("STACKGATE_WORKER_CLASS", "gevent")
+# gateway.worker adds a drain to gunicorn's gevent worker (readyz 503 first,
+# idle keep-alive connections closed): see its docstring.
+worker_class = os.environ.get("STACKGATE_WORKER_CLASS", "gateway.worker.StackgateWorker")
 # One worker per core: serialising large pages is CPU work, more processes than
 # cores only adds memory. STACKGATE_WORKERS (or WEB_CONCURRENCY) overrides.
 workers = _env_number("STACKGATE_WORKERS", _env_number("WEB_CONCURRENCY", multiprocessing.cpu_count()))
@@ -66,3 +68,32 @@ forwarded_allow_ips = os.environ.get("STACKGATE_FORWARDED_ALLOW_IPS", "127.0.0.1
 control_socket_disable = True
 
 wsgi_app = "gateway.app:create_app()"
+
+
+# -- Server hooks (they run in the master) -------------------------------------------
+_arbiter = None
+
+
+def on_starting(server):
+    # The local limiter counts slots across workers in an arbiter process that
+    # the master starts before any worker exists; workers find it through the
+    # environment they inherit. Not needed when slots live in Redis (or nowhere).
+    global _arbiter
+    from gateway import config
+    from gateway.limits import arbiter
+
+    try:
+        settings = config.load(require_token=False)
+    except Exception:  # the app reports a bad configuration itself, by name
+        return
+    if settings.limiter == "local" and not settings.limiter_socket:
+        _arbiter = arbiter.start()
+        os.environ["STACKGATE_LIMITER_SOCKET"] = _arbiter[1]
+        server.log.info("local limiter arbiter pid %s at %s", _arbiter[0].pid, _arbiter[1])
+
+
+def on_exit(server):
+    if _arbiter is not None:
+        from gateway.limits import arbiter
+
+        arbiter.stop(*_arbiter)

@@ -25,6 +25,7 @@ other = stackgate_testkit.other
 broken = stackgate_testkit.broken
 badsig = stackgate_testkit.badsig
 observer = stackgate_testkit.observer
+probe = stackgate_testkit.probe
 """
 
 
@@ -145,3 +146,38 @@ def env_vars(**values):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+class RedisServer:
+    """A real redis-server on a loopback port, no persistence."""
+
+    def __init__(self, folder: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.folder = folder
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        import shutil
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: scripts/test installs it")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder), "--protected-mode", "yes"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+        client = redis.Redis.from_url(self.url)
+
+        def up():
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                return False
+        wait_until(up, 15, what="redis-server")
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)

@@ -1,0 +1,154 @@
+"""Per-connection concurrency limits.
+
+Every wrapper call is keyed by its connection (``options.connection._id``); at
+most its *level* (1-25) calls of one connection run at once. The level is the
+connection's ``concurrencyLevel`` when the call carries one, else the level
+configured for that connection id, else the default (5, integrator.io's own).
+
+Backends count slots where the deployment needs them counted:
+
+* ``local`` - across every worker of one host, through the arbiter process the
+  gunicorn master starts (:mod:`gateway.limits.arbiter`); a slot is a socket,
+  so the kernel frees it when a worker dies. In a process without gunicorn
+  (``stackgate call``, an embedded app) slots are counted in the process.
+* ``redis`` - across hosts, with leases that expire unless renewed
+  (:mod:`gateway.limits.redis_backend`).
+* ``none`` - no per-connection limit.
+
+A call over its connection's limit waits, first come first served, up to
+``limit_wait`` seconds, then gets 429 ``concurrency_limit_exceeded`` with
+``Retry-After``. Waiting blocks on a socket, never spins. Besides, each worker
+caps its calls in flight (``max_in_flight``) and answers 503 past it.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+from typing import Any, Iterator, Mapping, Protocol
+
+from ..config import MAX_LEVEL, Settings
+from ..errors import ConcurrencyLimitExceeded, GatewayError, InvalidRequest, LimiterUnavailable
+
+log = logging.getLogger("gateway.limits")
+
+
+class Lease(Protocol):
+    def release(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def acquire(self, key: str, level: int, wait: float) -> Lease | None:
+        """A slot of ``key``, waiting at most ``wait`` seconds (None when none freed).
+        Raises :class:`BackendDown` when the service that counts slots is unreachable."""
+
+
+class BackendDown(Exception):
+    """The backend cannot count slots right now (service down, socket gone)."""
+
+
+class Overloaded(GatewayError):
+    status = 503
+    code = "overloaded"
+
+
+class Limiter:
+    """What :class:`gateway.calls.Gateway` calls around every plugin call."""
+
+    def __init__(self, settings: Settings, backend: Backend | None, fallback: Backend | None = None):
+        self.settings = settings
+        self.backend = backend
+        self.fallback = fallback
+        self._in_flight = threading.BoundedSemaphore(settings.max_in_flight)
+        self._capped: set[str] = set()
+        self._observers: list[Any] = []
+
+    def observe(self, observer: Any) -> None:
+        """``observer.waiting(key, +1/-1)``, ``.running(key, +1/-1)``, ``.rejected(key)``."""
+        self._observers.append(observer)
+
+    def level(self, connection_id: str, options: Mapping[str, Any]) -> int:
+        connection = options.get("connection") or {}
+        raw = connection.get("concurrencyLevel") if isinstance(connection, Mapping) else None
+        if raw is None:
+            return self.settings.levels.get(connection_id, self.settings.default_level)
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+            raise InvalidRequest(f"connection.concurrencyLevel must be a whole number from 1 to "
+                                 f"{MAX_LEVEL}, got {raw!r}.")
+        if raw > MAX_LEVEL:
+            if connection_id not in self._capped:
+                self._capped.add(connection_id)
+                log.warning("connection %s asks for concurrency level %s; capped at %s",
+                            connection_id, raw, MAX_LEVEL)
+            return MAX_LEVEL
+        return raw
+
+    @contextlib.contextmanager
+    def __call__(self, context: Any, options: Mapping[str, Any]) -> Iterator[None]:
+        if not self._in_flight.acquire(blocking=False):
+            raise Overloaded(f"This gateway worker already runs {self.settings.max_in_flight} calls; "
+                             f"retry shortly.", headers={"Retry-After": "1"})
+        try:
+            key = context.connection_id
+            if key is None or self.backend is None:
+                yield  # hooks and utilities have no connection to limit
+                return
+            level = self.level(key, options)
+            lease = self._acquire(key, level)
+            self._notify("running", key, 1)
+            try:
+                yield
+            finally:
+                self._notify("running", key, -1)
+                lease.release()
+        finally:
+            self._in_flight.release()
+
+    def _acquire(self, key: str, level: int) -> Lease:
+        wait = self.settings.limit_wait
+        self._notify("waiting", key, 1)
+        try:
+            try:
+                lease = self.backend.acquire(key, level, wait)
+            except BackendDown as exc:
+                if self.settings.limiter_failure != "local" or self.fallback is None:
+                    log.error("%s limiter unavailable, refusing the call: %s", self.backend.name, exc)
+                    raise LimiterUnavailable(
+                        "The concurrency limiter is unavailable; retry shortly.",
+                        headers={"Retry-After": "5"}) from None
+                log.error("%s limiter unavailable, limiting in this process only: %s",
+                          self.backend.name, exc)
+                lease = self.fallback.acquire(key, level, wait)
+        finally:
+            self._notify("waiting", key, -1)
+        if lease is None:
+            for observer in self._observers:
+                observer.rejected(key)
+            raise ConcurrencyLimitExceeded(
+                f"Connection {key} already runs {level} calls (its concurrency level) and none "
+                f"finished within {wait:g} seconds.",
+                retry_after=max(1, math.ceil(wait)))
+        return lease
+
+    def _notify(self, what: str, key: str, delta: int) -> None:
+        for observer in self._observers:
+            getattr(observer, what)(key, delta)
+
+
+def build(settings: Settings) -> Limiter:
+    """The limiter the settings ask for."""
+    from .local import ArbiterBackend, InProcessBackend
+
+    in_process = InProcessBackend()
+    if settings.limiter == "none":
+        return Limiter(settings, None)
+    if settings.limiter == "redis":
+        from .redis_backend import RedisBackend
+
+        return Limiter(settings, RedisBackend(settings.redis_url, settings.lease_seconds), in_process)
+    if settings.limiter_socket:
+        return Limiter(settings, ArbiterBackend(settings.limiter_socket), in_process)
+    return Limiter(settings, in_process)

@@ -1,0 +1,182 @@
+"""The local limiter's arbiter: one small process per host that grants slots.
+
+The gunicorn master starts it before forking workers (:func:`start`, from
+``gateway/gunicorn_conf.py``) and stops it on exit. A worker asks for a slot by
+connecting to its Unix socket and sending ``ACQ <level> <key>``; the arbiter
+answers ``OK`` when a slot is free, in the order the requests came. The slot
+is held as long as that connection is open: a worker that finishes closes it,
+and a worker that dies (SIGKILL, OOM, segfault) has it closed by the kernel,
+so no slot ever leaks. The arbiter sleeps in ``select`` between events and
+exits when the process that started it is gone.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from typing import Deque
+
+log = logging.getLogger("gateway.limits.arbiter")
+MAX_LINE = 1024
+
+
+class _Client:
+    __slots__ = ("sock", "buffer", "key", "level", "granted")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.buffer = b""
+        self.key: str | None = None
+        self.level = 0
+        self.granted = False
+
+
+class Arbiter:
+    def __init__(self, path: str, parent: int | None = None):
+        self.path = path
+        self.parent = parent
+        self.selector = selectors.DefaultSelector()
+        self.running: dict[str, set[_Client]] = collections.defaultdict(set)
+        self.queues: dict[str, Deque[_Client]] = collections.defaultdict(collections.deque)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if os.path.exists(path):
+            os.unlink(path)
+        self.listener.bind(path)
+        os.chmod(path, 0o600)
+        self.listener.listen(4096)
+        self.listener.setblocking(False)
+        self.selector.register(self.listener, selectors.EVENT_READ)
+
+    def serve(self) -> None:
+        while True:
+            # The timeout only notices a vanished parent; events wake us at once.
+            for key, _ in self.selector.select(timeout=1.0):
+                if key.fileobj is self.listener:
+                    self._accept()
+                else:
+                    self._read(key.data)
+            if self.parent is not None and os.getppid() != self.parent:
+                log.info("parent %s is gone; arbiter exits", self.parent)
+                return
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ, _Client(sock))
+
+    def _read(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(MAX_LINE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client)
+            return
+        if client.key is not None:
+            return  # nothing more is expected from a client once it asked
+        client.buffer += data
+        if b"\n" not in client.buffer:
+            if len(client.buffer) > MAX_LINE:
+                self._drop(client)
+            return
+        line = client.buffer.split(b"\n", 1)[0].decode("utf-8", "replace")
+        parts = line.split(" ", 2)
+        if len(parts) != 3 or parts[0] != "ACQ" or not parts[1].isdigit() or int(parts[1]) < 1:
+            self._drop(client)
+            return
+        client.level, client.key = int(parts[1]), parts[2]
+        self.queues[client.key].append(client)
+        self._pump(client.key)
+
+    def _drop(self, client: _Client) -> None:
+        self.selector.unregister(client.sock)
+        client.sock.close()
+        key = client.key
+        if key is None:
+            return
+        if client.granted:
+            self.running[key].discard(client)
+        else:
+            try:
+                self.queues[key].remove(client)
+            except ValueError:
+                pass
+        self._pump(key)
+
+    def _pump(self, key: str) -> None:
+        running, queue = self.running[key], self.queues[key]
+        while queue and len(running) < queue[0].level:
+            client = queue.popleft()
+            try:
+                client.sock.send(b"OK\n")
+            except OSError:
+                # Gone before its grant: drop it without touching the slot count.
+                self.selector.unregister(client.sock)
+                client.sock.close()
+                continue
+            client.granted = True
+            running.add(client)
+        if not running and not queue:
+            del self.running[key], self.queues[key]
+
+
+# -- Started and stopped by the gunicorn master -------------------------------------
+
+def start() -> tuple[subprocess.Popen, str]:
+    """Start an arbiter for this process (the gunicorn master); returns it and its socket path."""
+    folder = tempfile.mkdtemp(prefix="stackgate-limiter-")
+    path = os.path.join(folder, "arbiter.sock")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.limits.arbiter", "--socket", path,
+                             "--parent", str(os.getpid())], stdin=subprocess.DEVNULL)
+    import time
+
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the limiter arbiter did not start (exit status {proc.poll()})")
+        time.sleep(0.02)
+    return proc, path
+
+
+def stop(proc: subprocess.Popen, path: str) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for leftover in (path, os.path.dirname(path)):
+        try:
+            os.unlink(leftover) if leftover == path else os.rmdir(leftover)
+        except OSError:
+            pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="stackgate's local concurrency arbiter")
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--parent", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # SIGINT (Ctrl-C on `stackgate serve`) goes to the whole process group; the
+    # master stops us when it is done draining.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    Arbiter(args.socket, args.parent).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Slots counted in Redis, across every worker of every host.
+
+Per connection ``K`` (keys share the hash tag ``{K}``, so Redis Cluster keeps
+them on one node):
+
+* ``stackgate:{K}:run``  - sorted set of holders, scored by lease expiry (ms);
+* ``stackgate:{K}:queue`` - sorted set of waiters, scored by arrival ticket;
+* ``stackgate:{K}:qexp``  - the same waiters, scored by expiry, so a waiter that
+  died is dropped from the queue;
+* ``stackgate:{K}:wake:<id>`` - a list the waiter blocks on (BLPOP).
+
+A waiter joins the queue and is granted a slot when it is among the first
+``level - running`` waiters: first come, first served across hosts. A release
+pushes to the wake lists of the waiters now allowed in; waiters also check
+again once a second, which is how a slot whose holder died (and whose lease
+expired) is noticed. A held lease is renewed every third of its length by one
+thread per process, so a 5-minute call keeps its slot, and a crashed worker's
+slot is free again within ``lease_seconds``.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+import weakref
+
+from . import BackendDown
+
+log = logging.getLogger("gateway.limits.redis")
+
+try:
+    import redis
+except ImportError:  # pragma: no cover - the `redis` extra is not installed
+    redis = None
+
+# Time is Redis's own (TIME), so hosts whose clocks disagree still agree on expiry.
+_NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+
+# KEYS: run, queue, qexp, seq.  ARGV: id, level, lease_ms, waiter_ms
+_ACQUIRE = _NOW + """
+local run, queue, qexp, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, level = ARGV[1], tonumber(ARGV[2])
+local lease, waiter = tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', run, '-inf', now)
+local dead = redis.call('ZRANGEBYSCORE', qexp, '-inf', now)
+for _, d in ipairs(dead) do
+  redis.call('ZREM', queue, d)
+  redis.call('ZREM', qexp, d)
+end
+if not redis.call('ZSCORE', queue, id) then
+  redis.call('ZADD', queue, redis.call('INCR', seq), id)
+end
+redis.call('ZADD', qexp, now + waiter, id)
+local free = level - redis.call('ZCARD', run)
+local granted = 0
+if free > 0 and redis.call('ZRANK', queue, id) < free then
+  redis.call('ZREM', queue, id)
+  redis.call('ZREM', qexp, id)
+  redis.call('ZADD', run, now + lease, id)
+  granted = 1
+end
+local ttl = lease * 4
+for _, k in ipairs({run, queue, qexp, seq}) do redis.call('PEXPIRE', k, ttl) end
+return granted
+"""
+
+# KEYS: run, queue, qexp.  ARGV: id, level, prefix of wake lists
+_RELEASE = """
+local run, queue, qexp = KEYS[1], KEYS[2], KEYS[3]
+redis.call('ZREM', run, ARGV[1])
+redis.call('ZREM', queue, ARGV[1])
+redis.call('ZREM', qexp, ARGV[1])
+local free = tonumber(ARGV[2]) - redis.call('ZCARD', run)
+if free > 0 then
+  for _, w in ipairs(redis.call('ZRANGE', queue, 0, free - 1)) do
+    local wake = ARGV[3] .. w
+    redis.call('RPUSH', wake, '1')
+    redis.call('PEXPIRE', wake, 60000)
+  end
+end
+return free
+"""
+
+# KEYS: run.  ARGV: id, lease_ms.  1 when the lease was still held.
+_RENEW = _NOW + """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+  return 1
+end
+return 0
+"""
+
+RECHECK = 1.0  # seconds between a waiter's own checks, for slots freed by expiry
+
+
+def _keys(key: str) -> tuple[str, str, str, str, str]:
+    base = f"stackgate:{{{key}}}"
+    return f"{base}:run", f"{base}:queue", f"{base}:qexp", f"{base}:seq", f"{base}:wake:"
+
+
+class RedisBackend:
+    name = "redis"
+
+    def __init__(self, url: str, lease_seconds: float = 30.0):
+        if redis is None:
+            raise RuntimeError("the redis limiter needs the 'redis' extra: pip install 'stackgate[redis]'")
+        self.lease_ms = int(lease_seconds * 1000)
+        # Short socket timeouts: an unreachable Redis must fail a call fast, not hang it.
+        self.client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5,
+                                           health_check_interval=30)
+        self._acquire = self.client.register_script(_ACQUIRE)
+        self._release = self.client.register_script(_RELEASE)
+        self._renew = self.client.register_script(_RENEW)
+        self._held: "weakref.WeakSet[_RedisLease]" = weakref.WeakSet()
+        self._renewer: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str, level: int, wait: float) -> "_RedisLease | None":
+        run, queue, qexp, seq, wake_prefix = _keys(key)
+        lease_id = uuid.uuid4().hex
+        wake = wake_prefix + lease_id
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                granted = self._acquire(keys=[run, queue, qexp, seq], args=[
+                    lease_id, level, self.lease_ms, int(RECHECK * 3000)])
+                if granted:
+                    self.client.delete(wake)
+                    return self._hold(key, lease_id, level)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._release(keys=[run, queue, qexp], args=[lease_id, level, wake_prefix])
+                    self.client.delete(wake)
+                    return None
+                # Blocks until a release wakes us, or a second passes: never spins.
+                self.client.blpop([wake], timeout=min(RECHECK, remaining))
+        except redis.RedisError as exc:
+            raise BackendDown(f"redis: {exc}") from None
+
+    def _hold(self, key: str, lease_id: str, level: int) -> "_RedisLease":
+        lease = _RedisLease(self, key, lease_id, level)
+        with self._lock:
+            self._held.add(lease)
+            if self._renewer is None or not self._renewer.is_alive():
+                self._renewer = threading.Thread(target=self._renew_forever, name="stackgate-lease-renewer",
+                                                 daemon=True)
+                self._renewer.start()
+        return lease
+
+    def _renew_forever(self) -> None:
+        while True:
+            time.sleep(self.lease_ms / 3000)
+            with self._lock:
+                leases = list(self._held)
+            if not leases:
+                continue
+            try:
+                for lease in leases:
+                    if not self._renew(keys=[_keys(lease.key)[0]], args=[lease.lease_id, self.lease_ms]):
+                        log.error("lease of a call on connection %s was lost (Redis restarted or the "
+                                  "call outlived its lease); its slot may be given to another call", lease.key)
+            except redis.RedisError as exc:
+                log.error("renewing concurrency leases failed: %s", exc)
+
+    def release(self, lease: "_RedisLease") -> None:
+        with self._lock:
+            self._held.discard(lease)
+        run, queue, qexp, _, wake_prefix = _keys(lease.key)
+        try:
+            self._release(keys=[run, queue, qexp], args=[lease.lease_id, lease.level, wake_prefix])
+        except redis.RedisError as exc:
+            # The lease expires by itself within lease_seconds.
+            log.error("releasing a slot of connection %s failed: %s", lease.key, exc)
+
+
+class _RedisLease:
+    __slots__ = ("backend", "key", "lease_id", "level", "_done", "__weakref__")
+
+    def __init__(self, backend: RedisBackend, key: str, lease_id: str, level: int):
+        self.backend, self.key, self.lease_id, self.level, self._done = backend, key, lease_id, level, False
+
+    def release(self) -> None:
+        if not self._done:
+            self._done = True
+            self.backend.release(self)
+
