@@ -44,7 +44,8 @@ def test_plugins_json(env):
 
 
 def test_plugins_with_nothing_installed_says_how_to_add_one(env):
-    out = run(dict(env, PYTHONPATH=""), "plugins")
+    # An empty allowlist loads no plugin at all (as DATASETTE_LOAD_PLUGINS does).
+    out = run(dict(env, PYTHONPATH="", STACKGATE_PLUGINS=""), "plugins")
     assert out.returncode == 0 and "pip install" in out.stdout
 
 
@@ -103,7 +104,7 @@ def test_serve_without_a_token_refuses_to_start(env):
 def test_serve_with_no_connector_still_starts_and_says_how_to_add_one(env):
     port = free_port()
     proc = subprocess.Popen([STACKGATE, "serve", "--port", str(port), "--workers", "1"], cwd=ROOT,
-                            env=dict(env, PYTHONPATH="", STACKGATE_SYSTEM_TOKEN=TOKEN),
+                            env=dict(env, PYTHONPATH="", STACKGATE_PLUGINS="", STACKGATE_SYSTEM_TOKEN=TOKEN),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until(lambda: _ok(f"http://127.0.0.1:{port}/readyz"), 30, what="serve")

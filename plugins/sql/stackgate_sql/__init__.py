@@ -1,0 +1,1 @@
+"""stackgate connector ``sql``: export and import rows of any SQLAlchemy database."""

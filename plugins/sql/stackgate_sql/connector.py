@@ -1,0 +1,77 @@
+"""The ``sql`` connector's hooks: ``sql.ping``, ``sql.export``, ``sql.import``.
+
+Connection::
+
+    "unencrypted": {"url": "postgresql+psycopg://app@db.internal:5432/shop"}
+                   or {"dialect": "postgresql", "driver": "psycopg", "host": ..., "port": ...,
+                       "database": ..., "user": ..., "options": {"sslmode": "require"}}
+    "encrypted":   {"password": "..."}
+
+Export configuration: ``{"table": "customers", "key": "id", "pageSize": 1000}``
+(or ``"query": "SELECT ..."`` instead of ``table``; ``columns`` to pick some).
+Import configuration: ``{"table": "customers", "operation": "upsert", "keys": ["email"]}``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from gateway import hookimpl
+from gateway.errors import ConnectionOffline
+
+from . import schemas
+from .engines import Engines, connection_failure, first_line
+from .export import ExportError, export_page
+from .imports import ConfigurationProblem, import_batch
+
+ENGINES = Engines()
+
+
+@hookimpl
+def stackgate_connection_schemas():
+    return {"unencrypted": schemas.Unencrypted(), "encrypted": schemas.Encrypted()}
+
+
+@hookimpl
+def stackgate_configuration_schema(function):
+    return schemas.ImportConfiguration() if function == "import" else schemas.ExportConfiguration()
+
+
+def _failure(exc: DBAPIError) -> Exception:
+    return connection_failure(exc) or exc
+
+
+@hookimpl
+def stackgate_ping(unencrypted, encrypted):
+    import sqlalchemy as sa
+
+    engine = ENGINES.get(unencrypted, encrypted)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except DBAPIError as exc:
+        # Any failure to run SELECT 1 means the connection does not work: ping answers 401.
+        raise connection_failure(exc) or ConnectionOffline(first_line(exc)) from None
+
+
+@hookimpl
+def stackgate_export(unencrypted, encrypted, configuration, type, delta, once, test, state):
+    engine = ENGINES.get(unencrypted, encrypted)
+    try:
+        return export_page(engine, configuration, type, delta, once, test, state)
+    except LookupError as exc:
+        raise ExportError(str(exc)) from None
+    except DBAPIError as exc:
+        raise _failure(exc) from None
+
+
+@hookimpl
+def stackgate_import(unencrypted, encrypted, configuration, postMapData):
+    engine = ENGINES.get(unencrypted, encrypted)
+    try:
+        return import_batch(engine, configuration, postMapData)
+    except LookupError as exc:
+        raise ConfigurationProblem(str(exc)) from None
+    except DBAPIError as exc:
+        raise _failure(exc) from None

@@ -1,0 +1,154 @@
+"""Pooled engines, one per distinct connection, and what database errors mean.
+
+An engine is cached under a digest of everything that makes a connection
+(URL, password, options), so a changed password gets a new engine and the old
+one is disposed when it falls out of the cache. Nothing here logs the URL
+with its password.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import threading
+import time
+import weakref
+from typing import Any, Mapping
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
+
+from gateway.errors import ConnectionOffline, CredentialsRefused
+
+log = logging.getLogger("stackgate_sql.engines")
+
+# Engines kept at once; beyond it the least recently used is disposed.
+MAX_ENGINES = 64
+# SQLSTATEs of refused credentials (PostgreSQL: invalid_password,
+# invalid_authorization_specification); anything else that fails a connect is "offline".
+CREDENTIAL_STATES = {"28P01", "28000"}
+
+
+def url_of(unencrypted: Mapping[str, Any], encrypted: Mapping[str, Any]) -> URL:
+    password = (encrypted or {}).get("password")
+    if "url" in unencrypted:
+        url = make_url(unencrypted["url"])
+        if password:
+            url = url.set(password=password)
+    else:
+        dialect = unencrypted["dialect"]
+        driver = unencrypted.get("driver")
+        url = URL.create(f"{dialect}+{driver}" if driver else dialect,
+                         username=unencrypted.get("user"), password=password,
+                         host=unencrypted.get("host"), port=unencrypted.get("port"),
+                         database=unencrypted.get("database"))
+    if unencrypted.get("options"):
+        url = url.update_query_dict({k: str(v) for k, v in unencrypted["options"].items()})
+    return url
+
+
+class Engines:
+    def __init__(self, capacity: int = MAX_ENGINES):
+        self.capacity = capacity
+        self._engines: "collections.OrderedDict[str, Engine]" = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, unencrypted: Mapping[str, Any], encrypted: Mapping[str, Any]) -> Engine:
+        url = url_of(unencrypted, encrypted)
+        digest = hashlib.sha256(orjson.dumps(
+            [url.render_as_string(hide_password=False), unencrypted.get("connectTimeout"),
+             unencrypted.get("poolSize")])).hexdigest()
+        with self._lock:
+            engine = self._engines.get(digest)
+            if engine is not None:
+                self._engines.move_to_end(digest)
+                return engine
+            engine = _create(url, unencrypted)
+            self._engines[digest] = engine
+            while len(self._engines) > self.capacity:
+                _, old = self._engines.popitem(last=False)
+                old.dispose()
+            return engine
+
+    def dispose(self) -> None:
+        with self._lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+
+def _create(url: URL, unencrypted: Mapping[str, Any]) -> Engine:
+    timeout = unencrypted.get("connectTimeout", 5)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    connect_args: dict[str, Any] = {}
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        connect_args["timeout"] = timeout  # waiting on a locked database
+        connect_args["check_same_thread"] = False
+    else:
+        kwargs.update(pool_size=unencrypted.get("poolSize", 5), max_overflow=0, pool_timeout=timeout,
+                      pool_recycle=1800)
+        if backend == "postgresql":
+            connect_args["connect_timeout"] = timeout
+        elif backend in ("mysql", "mariadb"):
+            connect_args["connect_timeout"] = timeout
+    return sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def first_line(exc: BaseException) -> str:
+    """The database's own reason, without SQLAlchemy's statement and parameter dump."""
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip() or type(orig).__name__
+    return text.splitlines()[0].strip()
+
+
+def connection_failure(exc: DBAPIError) -> Exception | None:
+    """The gateway error for a failure to reach or stay connected to the database, or None
+    when ``exc`` is about the statement (a bad record, a constraint)."""
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if state in CREDENTIAL_STATES:
+        return CredentialsRefused(first_line(exc))
+    if exc.connection_invalidated or isinstance(exc, OperationalError) and _is_connection_error(exc):
+        return ConnectionOffline(first_line(exc))
+    return None
+
+
+def _is_connection_error(exc: OperationalError) -> bool:
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if state is None:
+        # No SQLSTATE: the driver failed before the server answered (refused, timed out,
+        # unknown host), except SQLite, whose errors are all local and about the statement
+        # unless the file cannot be opened.
+        return "unable to open database file" in str(exc.orig) or not _is_sqlite(exc)
+    return state.startswith("08") or state.startswith("57P")  # connection exception, shutdown
+
+
+def _is_sqlite(exc: DBAPIError) -> bool:
+    return type(exc.orig).__module__.startswith("sqlite3")
+
+
+# Seconds a reflected table is trusted before the database is asked again, so that
+# a column added to a table is seen without restarting the gateway.
+REFLECTION_TTL = 60.0
+_tables: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+_tables_lock = threading.Lock()
+
+
+def reflect(engine: Engine, table: str, schema: str | None) -> sa.Table:
+    """The table as the database describes it; every identifier used later comes from it,
+    so a name that is not a real column never reaches SQL."""
+    key = (schema, table)
+    now = time.monotonic()
+    with _tables_lock:
+        cached = _tables.get(engine, {}).get(key)
+    if cached and now - cached[0] < REFLECTION_TTL:
+        return cached[1]
+    try:
+        reflected = sa.Table(table, sa.MetaData(), schema=schema, autoload_with=engine)
+    except NoSuchTableError:
+        raise LookupError(f"table {(schema + '.') if schema else ''}{table} does not exist") from None
+    with _tables_lock:
+        _tables.setdefault(engine, {})[key] = (now, reflected)
+    return reflected
