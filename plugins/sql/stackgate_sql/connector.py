@@ -21,7 +21,7 @@ from gateway import hookimpl
 from gateway.errors import ConnectionOffline
 
 from . import schemas
-from .engines import Engines, connection_failure, first_line
+from .engines import Engines, connection_failure, reason
 from .export import ExportError, export_page
 from .imports import ConfigurationProblem, import_batch
 
@@ -52,7 +52,7 @@ def stackgate_ping(unencrypted, encrypted):
             conn.execute(sa.text("SELECT 1"))
     except DBAPIError as exc:
         # Any failure to run SELECT 1 means the connection does not work: ping answers 401.
-        raise connection_failure(exc) or ConnectionOffline(first_line(exc)) from None
+        raise connection_failure(exc) or ConnectionOffline(reason(exc)) from None
 
 
 @hookimpl

@@ -88,13 +88,22 @@ def _create(url: URL, unencrypted: Mapping[str, Any]) -> Engine:
         connect_args["timeout"] = timeout  # waiting on a locked database
         connect_args["check_same_thread"] = False
     else:
-        kwargs.update(pool_size=unencrypted.get("poolSize", 5), max_overflow=0, pool_timeout=timeout,
+        # Calls beyond the pool wait their turn for a connection (a queue, not a failure).
+        kwargs.update(pool_size=unencrypted.get("poolSize", 5), max_overflow=0, pool_timeout=120,
                       pool_recycle=1800)
         if backend == "postgresql":
             connect_args["connect_timeout"] = timeout
         elif backend in ("mysql", "mariadb"):
             connect_args["connect_timeout"] = timeout
     return sa.create_engine(url, connect_args=connect_args, **kwargs)
+
+
+def reason(exc: BaseException) -> str:
+    """A connection failure's reason: libpq puts the server's own words after the
+    address ("connection to server at ... failed: FATAL: ..."); keep those."""
+    text = first_line(exc)
+    marker = "failed: "
+    return text[text.rindex(marker) + len(marker):].strip() if marker in text else text
 
 
 def first_line(exc: BaseException) -> str:
@@ -104,14 +113,21 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0].strip()
 
 
+# How drivers word refused credentials when they give no SQLSTATE (libpq reports
+# connection-time failures as text only; MySQL's 1045 is "Access denied").
+CREDENTIAL_WORDS = ("password authentication failed", "authentication failed", "no password supplied",
+                    "access denied for user", "no pg_hba.conf entry")
+
+
 def connection_failure(exc: DBAPIError) -> Exception | None:
     """The gateway error for a failure to reach or stay connected to the database, or None
     when ``exc`` is about the statement (a bad record, a constraint)."""
     state = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if state in CREDENTIAL_STATES:
-        return CredentialsRefused(first_line(exc))
+    text = str(getattr(exc, "orig", exc)).lower()
+    if state in CREDENTIAL_STATES or (state is None and any(w in text for w in CREDENTIAL_WORDS)):
+        return CredentialsRefused(reason(exc))
     if exc.connection_invalidated or isinstance(exc, OperationalError) and _is_connection_error(exc):
-        return ConnectionOffline(first_line(exc))
+        return ConnectionOffline(reason(exc))
     return None
 
 
@@ -136,9 +152,10 @@ _tables: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
 _tables_lock = threading.Lock()
 
 
-def reflect(engine: Engine, table: str, schema: str | None) -> sa.Table:
+def reflect(conn: sa.Connection, table: str, schema: str | None) -> sa.Table:
     """The table as the database describes it; every identifier used later comes from it,
     so a name that is not a real column never reaches SQL."""
+    engine = conn.engine
     key = (schema, table)
     now = time.monotonic()
     with _tables_lock:
@@ -146,7 +163,9 @@ def reflect(engine: Engine, table: str, schema: str | None) -> sa.Table:
     if cached and now - cached[0] < REFLECTION_TTL:
         return cached[1]
     try:
-        reflected = sa.Table(table, sa.MetaData(), schema=schema, autoload_with=engine)
+        # On the call's own connection: asking the pool for a second one could wait
+        # forever when every pooled connection is held by a call doing the same.
+        reflected = sa.Table(table, sa.MetaData(), schema=schema, autoload_with=conn)
     except NoSuchTableError:
         raise LookupError(f"table {(schema + '.') if schema else ''}{table} does not exist") from None
     with _tables_lock:

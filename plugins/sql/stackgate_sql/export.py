@@ -55,7 +55,7 @@ def _column(columns: Any, name: str, what: str) -> sa.ColumnElement:
 
 def _source(conn: Connection, engine: Engine, conf: Mapping[str, Any]):
     if conf.get("table"):
-        table = reflect(engine, conf["table"], conf.get("schema"))
+        table = reflect(conn, conf["table"], conf.get("schema"))
         return table, table.c
     # A query: learn its columns from an empty run, then use it as a subquery.
     probe = conn.execute(sa.text(f"SELECT * FROM ({conf['query']}) AS stackgate_q LIMIT 0"))

@@ -8,6 +8,10 @@ Identifiers come from the reflected table, never from the record as text.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import datetime
+import decimal
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -31,7 +35,8 @@ class ConfigurationProblem(ValueError):
 
 
 def import_batch(engine: Engine, conf: Mapping[str, Any], records: Sequence[Any]) -> list[dict]:
-    table = reflect(engine, conf["table"], conf.get("schema"))
+    with engine.connect() as conn:
+        table = reflect(conn, conf["table"], conf.get("schema"))
     keys = conf.get("keys") or [c.name for c in table.primary_key.columns]
     for name in keys:
         if name not in table.c:
@@ -77,6 +82,30 @@ def _as_problem(exc: Exception) -> RecordProblem:
     return problem
 
 
+def _coerce(column: sa.Column, value: Any) -> Any:
+    """A JSON value as the column's Python type: the inverse of the export's JSON forms
+    (ISO 8601 text for dates and times, base64 for bytes, numbers or text for decimals)."""
+    if not isinstance(value, str):
+        if isinstance(value, float) and isinstance(column.type, sa.Numeric) and column.type.asdecimal:
+            return decimal.Decimal(repr(value))
+        return value
+    kind = column.type
+    try:
+        if isinstance(kind, sa.DateTime):
+            return datetime.datetime.fromisoformat(value)
+        if isinstance(kind, sa.Date):
+            return datetime.date.fromisoformat(value)
+        if isinstance(kind, sa.Time):
+            return datetime.time.fromisoformat(value)
+        if isinstance(kind, sa.LargeBinary):
+            return base64.b64decode(value, validate=True)
+        if isinstance(kind, sa.Numeric):
+            return decimal.Decimal(value)
+    except (ValueError, decimal.InvalidOperation, binascii.Error):
+        raise RecordProblem(f"{column.name}: {value!r} is not a valid {kind.__class__.__name__.lower()}") from None
+    return value
+
+
 class _Writer:
     def __init__(self, table: sa.Table, conf: Mapping[str, Any], keys: list[str], id_column: str | None):
         self.table, self.conf, self.keys, self.id_column = table, conf, keys, id_column
@@ -88,7 +117,8 @@ class _Writer:
         unknown = [name for name in record if name not in self.table.c]
         if unknown and not self.conf["ignoreUnknownFields"]:
             raise RecordProblem(f"{', '.join(sorted(unknown))}: not a column of {self.table.name}")
-        values = {name: value for name, value in record.items() if name in self.table.c}
+        values = {name: _coerce(self.table.c[name], value) for name, value in record.items()
+                  if name in self.table.c}
         if self.operation != "insert" or self.conf["ignoreExisting"]:
             missing = [k for k in self.keys if values.get(k) is None]
             if missing:

@@ -1,0 +1,124 @@
+"""A real PostgreSQL for the sql connector's tests, started on a loopback port.
+
+initdb and pg_ctl from the distribution's server package (scripts/test installs
+it). PostgreSQL refuses to run as root, so as root the cluster belongs to the
+`postgres` system user the package creates.
+"""
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.testing import free_port
+
+PASSWORD = "pg-Secret-4711"
+USER = "stackgate"
+
+
+def _bin(name):
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} not found: install PostgreSQL's server package (scripts/test does)")
+    return path
+
+
+class Postgres:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.as_user = []
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(folder, pw.pw_uid, pw.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+
+    def run(self, *args):
+        subprocess.run([*self.as_user, *args], check=True, capture_output=True, cwd=self.folder)
+
+    def start(self):
+        pwfile = self.folder / "pw"
+        pwfile.write_text(PASSWORD + "\n")
+        if self.as_user:
+            pw = pwd.getpwnam("postgres")
+            os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+        self.run(_bin("initdb"), "-D", str(self.data), "-U", USER, "--pwfile", str(pwfile),
+                 "--auth=scram-sha-256", "-E", "UTF8", "--no-instructions")
+        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self.run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        return self
+
+    def stop(self):
+        try:
+            self.run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+
+    def url(self, database="postgres", password=True):
+        secret = f":{PASSWORD}" if password else ""
+        return f"postgresql+psycopg://{USER}{secret}@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    # Not under pytest's tmp folder: that one is private to root, and the server
+    # runs as `postgres`.
+    folder = Path(tempfile.mkdtemp(prefix="stackgate-pg-"))
+    server = Postgres(folder).start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_db(postgres, request):
+    """A fresh database per test: its name, and an engine to arrange and inspect it."""
+    name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "").replace("-", "_")[:50]
+    admin = sa.create_engine(postgres.url(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine = sa.create_engine(postgres.url(name))
+    yield name, engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def connection(postgres, database, password=PASSWORD, **extra):
+    unencrypted = {"url": postgres.url(database, password=False), **extra}
+    return {"_id": f"pg-{database}", "unencrypted": unencrypted, "encrypted": {"password": password}}
+
+
+@pytest.fixture(scope="session")
+def gateway_in_process():
+    """The gateway's own call path (no HTTP) with the sql connector registered."""
+    from gateway import config
+    from gateway.calls import Gateway
+    from gateway.plugins import Registry
+    from stackgate_sql import connector as sql_connector
+
+    registry = Registry()
+    registry.register(sql_connector, "sql")
+    return Gateway(config.load({}, system_tokens=["t"], call_timeout=60, limiter="none"), registry)
+
+
+@pytest.fixture
+def call(gateway_in_process):
+    def call(function, options):
+        import orjson
+        answer = gateway_in_process.call({"diy": True, "function": function, "options": options},
+                                         request_id="test")
+        return answer.status, orjson.loads(answer.body)
+    return call

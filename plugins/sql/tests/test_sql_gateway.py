@@ -1,0 +1,63 @@
+"""The sql connector through a real gunicorn: discovered by its entry point, called over HTTP."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from conftest import connection
+from gateway.testing import GatewayProcess
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    with GatewayProcess(tmp_path, env={"STACKGATE_PLUGINS": "sql"}) as server:
+        yield server
+
+
+def test_export_pages_until_last_page_over_http(gateway, postgres, pg_db):
+    name, engine = pg_db
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2), placed timestamptz)")
+        conn.exec_driver_sql("INSERT INTO orders SELECT i, i * 2.5, '2026-05-01'::timestamptz + i * interval '1 day' "
+                             "FROM generate_series(1, 2500) i")
+    options = {"connection": connection(postgres, name),
+               "configuration": {"table": "orders", "key": "id", "pageSize": 1000}}
+    ids, state, calls = [], None, 0
+    while True:
+        calls += 1
+        r = gateway.call("sql.export", dict(options, state=state))
+        assert r.status_code == 200, r.text
+        page = r.json()
+        ids += [row["id"] for row in page["data"]]
+        if page["lastPage"]:
+            break
+        state = page["state"]
+    assert calls == 3 and ids == list(range(1, 2501))
+    assert '"total":2.50' in gateway.call("sql.export", options).text  # exact decimal
+
+
+def test_import_over_http(gateway, postgres, pg_db):
+    name, engine = pg_db
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (sku text PRIMARY KEY, qty integer NOT NULL)")
+    records = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": None}, {"sku": "C", "qty": 3}]
+    r = gateway.call("sql.import", {"connection": connection(postgres, name), "postMapData": records,
+                                    "configuration": {"table": "items", "operation": "upsert"}})
+    assert [e["statusCode"] for e in r.json()] == [200, 422, 200]
+    assert r.json()[0] == {"statusCode": 200, "id": "A"}
+
+
+def test_wrong_password_ping_over_http_never_leaks_it(gateway, postgres, pg_db):
+    r = gateway.call("sql.ping", {"connection": connection(postgres, pg_db[0], password="Leaky-Secret-99")})
+    assert r.json()["statusCode"] == 401
+    assert "Leaky-Secret-99" not in r.text and "Leaky-Secret-99" not in gateway.log()
+
+
+def test_plugins_lists_the_sql_connector():
+    out = subprocess.run([sys.executable, "-m", "gateway", "plugins", "--json"], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "STACKGATE_PLUGINS": "sql"})
+    (sql,) = json.loads(out.stdout)["connectors"]
+    assert sql["package"] == "stackgate-sql" and sql["functions"] == ["sql.export", "sql.import", "sql.ping"]

@@ -1,0 +1,81 @@
+"""The sql connector on SQLite (the embedded default): the same modes, another dialect."""
+import pytest
+import sqlalchemy as sa
+
+from stackgate_sql import demo
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    path = tmp_path / "demo.sqlite"
+    demo.create(str(path), rows=12)
+    return path, sa.create_engine(f"sqlite:///{path}")
+
+
+def opts(path, **configuration):
+    return {"connection": {"_id": "lite", "unencrypted": {"url": f"sqlite:///{path}"}},
+            "configuration": {"table": "customers", "key": "id", **configuration}}
+
+
+def test_ping(call, sqlite_db):
+    assert call("sql.ping", opts(sqlite_db[0])) == (200, {"statusCode": 200})
+
+
+def test_ping_of_a_missing_directory_is_offline(call, tmp_path):
+    status, body = call("sql.ping", opts(tmp_path / "no" / "such" / "dir.sqlite"))
+    assert body["statusCode"] == 401 and body["errors"][0]["code"] == "connection_offline"
+
+
+def test_export_pages_and_types(call, sqlite_db):
+    path, _ = sqlite_db
+    status, first = call("sql.export", opts(path, pageSize=5))
+    assert status == 200 and [r["id"] for r in first["data"]] == [1, 2, 3, 4, 5]
+    record = first["data"][0]
+    assert record["updated_at"] == "2026-01-01T01:00:00" and isinstance(record["balance"], float)
+    ids = [r["id"] for r in first["data"]]
+    state = first["state"]
+    while state:
+        page = call("sql.export", dict(opts(path, pageSize=5), state=state))[1]
+        ids += [r["id"] for r in page["data"]]
+        state = page.get("state")
+    assert ids == list(range(1, 13))
+
+
+def test_once_marks_rows(call, sqlite_db):
+    path, engine = sqlite_db
+    o = dict(opts(path, pageSize=10), type="once", once={"booleanField": "exported"})
+    first = call("sql.export", o)[1]
+    second = call("sql.export", dict(o, state=first["state"]))[1]
+    third = call("sql.export", dict(o, state=second["state"]))[1]
+    assert [len(p["data"]) for p in (first, second, third)] == [10, 2, 0] and third["lastPage"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM customers WHERE exported")).scalar() == 12
+
+
+def test_query_cannot_write_on_sqlite(call, sqlite_db):
+    path, engine = sqlite_db
+    o = opts(path)
+    o["configuration"] = {"query": "SELECT id FROM customers WHERE id < 3", "key": "id"}
+    assert [r["id"] for r in call("sql.export", o)[1]["data"]] == [1, 2]
+    # query_only is switched back off on the pooled connection: imports still write.
+    imp = {"connection": o["connection"], "configuration": {"table": "customers", "operation": "update",
+                                                            "keys": ["id"]},
+           "postMapData": [{"id": 1, "name": "Still writable"}]}
+    assert call("sql.import", imp)[1] == [{"statusCode": 200, "id": "1"}]
+
+
+def test_upsert_and_bad_records(call, sqlite_db):
+    path, engine = sqlite_db
+    records = [{"id": 1, "email": "customer1@example.com", "name": "Upserted",
+                "updated_at": "2026-03-01 00:00:00", "exported": False},
+               {"id": 100, "email": "new@example.com", "name": "New", "updated_at": "2026-03-01 00:00:00",
+                "exported": False},
+               {"id": 101, "email": "customer2@example.com", "name": "Dup", "updated_at": "2026-03-01 00:00:00",
+                "exported": False}]
+    status, results = call("sql.import", {"connection": opts(path)["connection"], "postMapData": records,
+                                          "configuration": {"table": "customers", "operation": "upsert"}})
+    assert [r["statusCode"] for r in results] == [200, 200, 422]
+    assert "UNIQUE constraint failed" in results[2]["errors"][0]["message"]
+    with engine.connect() as conn:
+        names = dict(conn.execute(sa.text("SELECT id, name FROM customers WHERE id IN (1, 100, 101)")).all())
+    assert names == {1: "Upserted", 100: "New"}
