@@ -1,0 +1,1 @@
+"""stackgate connector ``rest``: export and import records of HTTP/JSON APIs."""
