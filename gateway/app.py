@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from . import config, limits, logs, serialize
+from . import config, limits, logs, metrics, serialize
 from .auth import TokenCheck
 from .calls import Gateway
 from .config import Settings
@@ -35,8 +35,11 @@ class State:
     gateway: Gateway
     check_token: TokenCheck
     limiter: limits.Limiter
+    metrics: metrics.Metrics
     #: set when the process starts draining: /readyz answers 503 from then on
     draining: threading.Event = field(default_factory=threading.Event)
+    #: the OpenAPI document, serialised on first request
+    openapi: bytes | None = None
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Flask:
@@ -56,9 +59,15 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     limiter = limits.build(settings)
+    gateway = Gateway(settings, registry, limiter)
+    meter = metrics.Metrics()
+    meter.plugins(registry.connectors)
+    limiter.observe(meter)
+    gateway.observers.append(lambda context, outcome, seconds, answer: meter.call_done(
+        context.connector, context.function, outcome, seconds, len(answer.body)))
     app.extensions["stackgate"] = State(
-        settings=settings, registry=registry, gateway=Gateway(settings, registry, limiter),
-        check_token=TokenCheck(settings.system_tokens), limiter=limiter)
+        settings=settings, registry=registry, gateway=gateway,
+        check_token=TokenCheck(settings.system_tokens), limiter=limiter, metrics=meter)
     app.register_blueprint(bp)
     app.before_request(_begin)
     app.after_request(_access_log)
@@ -77,8 +86,10 @@ def _begin() -> None:
 
 
 def _access_log(response: Response) -> Response:
-    # One line per request; the probes that a balancer polls every few seconds stay quiet.
-    if request.path in ("/livez", "/readyz"):
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    current_app.extensions["stackgate"].metrics.http.labels(route, str(response.status_code)).inc()
+    # One line per request; the probes a balancer polls every few seconds stay quiet.
+    if request.path in ("/livez", "/readyz", "/metrics", "/openapi.json"):
         return response
     started = request.environ.get("stackgate.started")
     access.info("%s %s %s", request.method, request.path, response.status_code, extra={

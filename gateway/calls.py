@@ -73,13 +73,16 @@ class Gateway:
         self.settings = settings
         self.registry = registry
         self.limit = limit or _no_limit
-        self.observers: list[Callable[[CallContext, int, str | None], None]] = []
+        #: called after every call with (context, outcome, seconds, answer): metrics and the like
+        self.observers: list[Callable[[CallContext, str, float, Answer], None]] = []
 
     # -- the path ---------------------------------------------------------
 
     def call(self, body: Any, *, request_id: str, trace_id: str | None = None) -> Answer:
         context = CallContext(request_id=request_id, trace_id=trace_id)
         scrubber = NOTHING
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             request = load_extension_options(
                 body, serves_diy=self.settings.diy is not False,
@@ -101,7 +104,10 @@ class Gateway:
             payload = self._serialise(kind, result, arguments, request, scrubber)
             answer = Answer(200, payload, {})
         except Exception as exc:  # noqa: BLE001 - every failure is answered, shaped
-            answer = self._failure(exc, context, scrubber)
+            answer, outcome = self._failure(exc, context, scrubber)
+        seconds = time.perf_counter() - started
+        for observer in self.observers:
+            observer(context, outcome, seconds, answer)
         return answer
 
     def _find(self, request: Mapping[str, Any], context: CallContext) -> tuple[Connector, str]:
@@ -204,10 +210,12 @@ class Gateway:
             raise ResponseTooLarge(limit)
         return payload
 
-    def _failure(self, exc: Exception, context: CallContext, scrubber: Scrubber) -> Answer:
+    def _failure(self, exc: Exception, context: CallContext, scrubber: Scrubber) -> tuple[Answer, str]:
+        """The shaped answer for ``exc`` and its error code."""
         status, body, headers = shape(exc)
         scrubber.scrub_errors(body["errors"])
-        logs.bind(error=body["errors"][0]["code"] if body["errors"] else None)
+        code = str(body["errors"][0]["code"]) if body["errors"] else "error"
+        logs.bind(error=code)
         if not isinstance(exc, GatewayError):
             # A plugin's own exception: the caller gets its code and message,
             # the log gets the traceback (scrubbed by the log filter).
@@ -216,9 +224,9 @@ class Gateway:
         try:
             payload = serialize.dumps(body)
         except TypeError:  # a plugin's exception with an unserialisable code
-            payload = serialize.dumps({"errors": [{"code": type(exc).__name__,
-                                                   "message": scrubber.scrub(str(exc))}]})
-        return Answer(status, payload, headers)
+            code = type(exc).__name__
+            payload = serialize.dumps({"errors": [{"code": code, "message": scrubber.scrub(str(exc))}]})
+        return Answer(status, payload, headers), code
 
 
 # -- helpers ------------------------------------------------------------------

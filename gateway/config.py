@@ -56,7 +56,6 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"           # json | console
     metrics_token: str | None = None
-    admin_token: str | None = None
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -115,7 +114,6 @@ ENVIRONMENT = {
     "STACKGATE_LOG_LEVEL": ("log_level", lambda n, v: v.strip().upper()),
     "STACKGATE_LOG_FORMAT": ("log_format", lambda n, v: v.strip().lower()),
     "STACKGATE_METRICS_TOKEN": ("metrics_token", lambda n, v: v or None),
-    "STACKGATE_ADMIN_TOKEN": ("admin_token", lambda n, v: v or None),
 }
 
 

@@ -56,6 +56,18 @@ keepalive = _env_number("STACKGATE_KEEPALIVE", 620)
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("STACKGATE_LOG_LEVEL", "info").lower()
+# gunicorn's own lines (boot, worker exits, timeouts) in the app's JSON format, so a
+# log pipeline parses every line of the container the same way.
+if os.environ.get("STACKGATE_LOG_FORMAT", "json").lower() == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "gateway.logs.JsonFormatter"}},
+        "handlers": {name: {"class": "logging.StreamHandler", "formatter": "json", "stream": stream}
+                     for name, stream in (("console", "ext://sys.stdout"), ("error_console", "ext://sys.stderr"))},
+        "loggers": {"gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"],
+                                       "propagate": False}},
+    }
 
 # -- Mechanics --------------------------------------------------------------------
 # Workers' heartbeat files in memory, not on a container's overlay disk.
@@ -72,9 +84,40 @@ wsgi_app = "gateway.app:create_app()"
 
 # -- Server hooks (they run in the master) -------------------------------------------
 _arbiter = None
+_metrics_dir = None
 
 
 def on_starting(server):
+    _start_metrics_dir(server)
+    _start_arbiter(server)
+
+
+def _start_metrics_dir(server):
+    # prometheus_client's multiprocess mode: every worker writes samples to files in
+    # this folder and /metrics adds them up. It must exist, empty, before any worker.
+    global _metrics_dir
+    import tempfile
+
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):  # samples of a previous run would be added in
+            if name.endswith(".db"):
+                os.unlink(os.path.join(folder, name))
+    else:
+        folder = _metrics_dir = tempfile.mkdtemp(prefix="stackgate-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    server.log.info("metrics samples in %s", folder)
+
+
+def child_exit(server, worker):
+    # A dead worker's live gauges (in-flight, waiting) must stop counting.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def _start_arbiter(server):
     # The local limiter counts slots across workers in an arbiter process that
     # the master starts before any worker exists; workers find it through the
     # environment they inherit. Not needed when slots live in Redis (or nowhere).
@@ -97,3 +140,7 @@ def on_exit(server):
         from gateway.limits import arbiter
 
         arbiter.stop(*_arbiter)
+    if _metrics_dir is not None:
+        import shutil
+
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

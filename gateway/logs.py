@@ -6,6 +6,10 @@ context variable; every record logged while the call runs, by the core or by
 a plugin through any logger, carries those fields and has the call's secrets
 masked in its message and traceback. Each greenlet or thread has its own
 context, so concurrent calls never see each other's fields.
+
+The masking happens where records are made (a log record factory), not in a
+handler: whatever handler a library or gunicorn attaches, it never sees a
+record with a secret in it.
 """
 from __future__ import annotations
 
@@ -46,26 +50,39 @@ def fields() -> dict[str, Any]:
     return _CALL.get()
 
 
-class CallFilter(logging.Filter):
-    """Stamps the call's fields on a record and masks its secrets, once."""
+_base_factory = logging.getLogRecordFactory()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_stackgate", False):
-            return True
-        record._stackgate = True
-        for key, value in _CALL.get().items():
-            if not hasattr(record, key):
-                setattr(record, key, value)
-        scrubber = _SCRUBBER.get()
-        if scrubber:
-            record.msg = scrubber.scrub(record.getMessage())
-            record.args = None
-            if record.exc_info and not record.exc_text:
-                record.exc_text = logging.Formatter().formatException(record.exc_info)
-            if record.exc_text:
-                record.exc_text = scrubber.scrub(record.exc_text)
-            record.exc_info = None
-        return True
+
+def _make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every record: stamped with the call's fields, its secrets masked."""
+    record = _base_factory(*args, **kwargs)
+    fields = _CALL.get()
+    if fields or _SCRUBBER.get():
+        _stamp(record, fields)
+    return record
+
+
+def _stamp(record: logging.LogRecord, fields: dict[str, Any]) -> None:
+    # One attribute, not one per field: a plugin's own `extra={"function": ...}`
+    # must not collide with ours (logging refuses to overwrite record attributes).
+    record.stackgate = fields
+    scrubber = _SCRUBBER.get()
+    if scrubber:
+        record.msg = scrubber.scrub(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrubber.scrub(record.exc_text)
+        record.exc_info = None
+
+
+def _extra(record: logging.LogRecord) -> dict[str, Any]:
+    """The call's fields, then the record's own extras (which win)."""
+    extra = dict(getattr(record, "stackgate", None) or {})
+    extra.update({k: v for k, v in vars(record).items()
+                  if k not in _STANDARD and k != "stackgate" and not k.startswith("_")})
+    return extra
 
 
 class JsonFormatter(logging.Formatter):
@@ -77,9 +94,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        entry.update(_extra(record))
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
@@ -93,7 +108,7 @@ class ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        extra = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        extra = _extra(record)
         if extra:
             text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
         return text
@@ -103,10 +118,11 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
     """Route every logger (the core's, plugins', libraries') through one handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
-    handler.addFilter(CallFilter())
-    handler._stackgate = True  # noqa: SLF001 - marks our handler for reconfiguration
+    logging.setLogRecordFactory(_make_record)
+    # The gateway owns the root logger: a handler someone else put there (gunicorn's
+    # logging config does) would write every record a second time, in its own format.
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_stackgate", False)]:
+    for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)

@@ -9,8 +9,8 @@ import secrets
 
 from flask import Blueprint, Response, current_app, request
 
-from . import serialize
-from .auth import presented_token
+from . import openapi, serialize
+from .auth import TokenCheck, presented_token
 from .errors import GatewayError, Unauthorized
 
 bp = Blueprint("stackgate", __name__)
@@ -78,3 +78,21 @@ def readyz() -> Response:
                             "message": "The gateway is draining before shutdown; send new calls elsewhere."}]}
         return Response(serialize.dumps(body), status=503, mimetype=JSON)
     return Response(serialize.dumps({"status": "ready"}), mimetype=JSON)
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    app_state = state()
+    token = app_state.settings.metrics_token
+    if token and not TokenCheck([token])(presented_token(request.headers.get("Authorization"), None, {})):
+        raise GatewayError("Invalid metrics token.", code="unauthorized", status=401)
+    body, content_type = app_state.metrics.exposition()
+    return Response(body, content_type=content_type)
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    app_state = state()
+    if app_state.openapi is None:  # built once per app: the plugins do not change while it runs
+        app_state.openapi = serialize.dumps(openapi.build(app_state.registry))
+    return Response(app_state.openapi, mimetype=JSON)

@@ -115,7 +115,8 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def workers(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        """Pids of the gunicorn workers (not of the master's other children, the limiter arbiter)."""
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "gunicorn"], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
 
     def stop(self, timeout: float = 30) -> int | None:

@@ -37,3 +37,15 @@ def test_every_hook_is_implemented_by_a_test_plugin():
 def test_hookimpl_marker_is_the_projects():
     from gateway import hookimpl
     assert isinstance(hookimpl, pluggy.HookimplMarker) and hookimpl.project_name == "stackgate"
+
+
+def test_every_environment_variable_is_documented():
+    import re
+    root = Path(__file__).parent.parent
+    sources = [*root.glob("gateway/**/*.py"), root / "Dockerfile", root / "docker-compose.yml"]
+    used = set()
+    for path in sources:
+        used |= set(re.findall(r"STACKGATE_[A-Z_]+", path.read_text()))
+    readme = (root / "README.md").read_text()
+    missing = sorted(name for name in used if f"`{name}`" not in readme)
+    assert not missing, f"undocumented in README.md: {missing}"

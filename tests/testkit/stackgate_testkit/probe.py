@@ -30,7 +30,10 @@ def _update(connection_id, delta):
                 state["pids"].remove(os.getpid())
             state["max"] = max(state["max"], state["now"])
             state["calls"] += delta > 0
-            path.write_text(json.dumps(state))
+            # Replaced whole, so that a reader without the lock never sees a half-written file.
+            scratch = path.with_suffix(f".{os.getpid()}.tmp")
+            scratch.write_text(json.dumps(state))
+            os.replace(scratch, path)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 

@@ -1,0 +1,84 @@
+"""Prometheus metrics, correct across gunicorn workers.
+
+Under gunicorn the master points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh
+folder before forking (``gateway/gunicorn_conf.py``); every worker writes its
+samples there and ``/metrics``, whichever worker answers, adds up all of them
+(prometheus_client's multiprocess mode). Without it (an embedded app, tests
+in-process) each app has a registry of its own.
+
+Labels are chosen for bounded cardinality: connector and function names come
+from the loaded plugins, outcomes from the gateway's error codes, connection
+ids from integrator.io's connections; never a path or a value a client made up.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
+from prometheus_client import multiprocess
+
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
+# Wrapper calls run from milliseconds (ping) to minutes (a slow export).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+SIZE_BUCKETS = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 5242880, 16777216)
+
+
+def multiprocess_mode() -> bool:
+    return bool(os.environ.get(MULTIPROCESS))
+
+
+class Metrics:
+    """The gateway's metrics; also the limiter's observer (waiting, running, rejected)."""
+
+    def __init__(self) -> None:
+        self.multiprocess = multiprocess_mode()
+        # In multiprocess mode samples live in files, not in a registry object.
+        self.registry = None if self.multiprocess else CollectorRegistry()
+        kw: dict[str, Any] = {"registry": self.registry}
+        self.calls = Counter("stackgate_calls", "Wrapper calls answered, by connector, function and outcome "
+                             "(ok, or the error code)", ["connector", "function", "outcome"], **kw)
+        self.latency = Histogram("stackgate_call_duration_seconds", "Time to answer a wrapper call",
+                                 ["connector", "function"], buckets=LATENCY_BUCKETS, **kw)
+        self.response_bytes = Histogram("stackgate_response_bytes", "Size of answers to wrapper calls",
+                                        ["connector", "function"], buckets=SIZE_BUCKETS, **kw)
+        self.http = Counter("stackgate_http_requests", "HTTP requests by route and status",
+                            ["route", "status"], **kw)
+        self.in_flight_gauge = Gauge("stackgate_connection_in_flight", "Calls of a connection running now",
+                               ["connection"], multiprocess_mode="livesum", **kw)
+        self.waiting_gauge = Gauge("stackgate_connection_waiting", "Calls of a connection waiting for a slot",
+                             ["connection"], multiprocess_mode="livesum", **kw)
+        self.rejected_total = Counter("stackgate_concurrency_rejections", "Calls answered 429 "
+                                      "concurrency_limit_exceeded", ["connection"], **kw)
+        self.plugin_loaded = Gauge("stackgate_plugin_loaded", "1 when the plugin loaded, 0 when it failed",
+                                   ["plugin"], multiprocess_mode="max", **kw)
+
+    # -- the limiter's observer --------------------------------------------------------
+    def running(self, connection: str, delta: int) -> None:
+        self.in_flight_gauge.labels(connection).inc(delta)
+
+    def waiting(self, connection: str, delta: int) -> None:
+        self.waiting_gauge.labels(connection).inc(delta)
+
+    def rejected(self, connection: str) -> None:
+        self.rejected_total.labels(connection).inc()
+
+    # -- what the app reports ----------------------------------------------------------
+    def call_done(self, connector: str, function: str, outcome: str, seconds: float, size: int) -> None:
+        connector, function = connector or "none", function or "none"
+        self.calls.labels(connector, function, outcome).inc()
+        self.latency.labels(connector, function).observe(seconds)
+        self.response_bytes.labels(connector, function).observe(size)
+
+    def plugins(self, connectors: dict[str, Any]) -> None:
+        for name, connector in connectors.items():
+            self.plugin_loaded.labels(name).set(0 if connector.error else 1)
+
+    def exposition(self) -> tuple[bytes, str]:
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
