@@ -23,7 +23,7 @@ from .errors import (ConnectionOffline, ConnectorUnavailable, CredentialsRefused
                      GatewayError, InvalidRequest, InvalidResponse, ResponseTooLarge,
                      entry_from_exception, shape)
 from .plugins import Connector, Registry
-from .schemas import load_extension_options, max_response_size, validation_entries
+from .schemas import ExtensionOptions, load_extension_options, max_response_size, validation_entries
 from .scrub import NOTHING, Scrubber, call_secrets
 
 log = logging.getLogger("gateway.calls")
@@ -73,6 +73,9 @@ class Gateway:
         self.settings = settings
         self.registry = registry
         self.limit = limit or _no_limit
+        # Built once: a marshmallow Schema costs more to build than to load with.
+        self._options_schema = ExtensionOptions(serves_diy=settings.diy is not False,
+                                                connector_ids=settings.connector_ids)
         #: called after every call with (context, outcome, seconds, answer): metrics and the like
         self.observers: list[Callable[[CallContext, str, float, Answer], None]] = []
 
@@ -84,9 +87,7 @@ class Gateway:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            request = load_extension_options(
-                body, serves_diy=self.settings.diy is not False,
-                connector_ids=self.settings.connector_ids)
+            request = load_extension_options(self._options_schema, body)
             options = request["options"]
             scrubber = Scrubber(call_secrets(options))
             logs.bind_scrubber(scrubber)

@@ -104,13 +104,13 @@ def max_response_size(value: Any, default: int) -> int | None:
     return int(value) if value != float("inf") else None
 
 
-def load_extension_options(body: Any, *, serves_diy: bool, connector_ids: Mapping) -> dict[str, Any]:
+def load_extension_options(schema: ExtensionOptions, body: Any) -> dict[str, Any]:
     """Validate a parsed body; raises :class:`InvalidRequest` listing every problem."""
     if not isinstance(body, dict):
         # An array or a scalar is missing everything the reference looks for.
         body = {}
     try:
-        return ExtensionOptions(serves_diy=serves_diy, connector_ids=connector_ids).load(body)
+        return schema.load(body)
     except ValidationError as exc:
         raise InvalidRequest(errors=validation_entries(exc.messages)) from None
 

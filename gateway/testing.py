@@ -58,6 +58,32 @@ def post(url: str, body: Any = None, token: str | None = TOKEN, data: bytes | No
     return requests.post(url + "/function", data=data, headers=all_headers, timeout=timeout, **kwargs)
 
 
+class InProcessGateway:
+    """The gateway's own call path (validation, schemas, dispatch, result checks,
+    error shaping) without HTTP, with the given plugins registered: fast tests
+    of a connector's functions. ``settings`` override :func:`gateway.config.load`.
+    """
+
+    def __init__(self, plugins: dict[str, Any], **settings: Any):
+        from . import config
+        from .calls import Gateway
+        from .plugins import Registry
+
+        registry = Registry()
+        for name, plugin in plugins.items():
+            registry.register(plugin, name)
+        settings = {"system_tokens": ["in-process"], "limiter": "none", **settings}
+        self.gateway = Gateway(config.load({}, **settings), registry)
+
+    def call(self, function: str, options: dict, **extra: Any) -> tuple[int, Any]:
+        """(status, parsed JSON answer) of one DIY call."""
+        import orjson
+
+        body = {"diy": True, "function": function, "options": options, **extra}
+        answer = self.gateway.call(body, request_id="in-process")
+        return answer.status, orjson.loads(answer.body)
+
+
 class GatewayProcess:
     """``gunicorn -c python:gateway.gunicorn_conf "gateway.app:create_app()"`` on a free port.
 

@@ -7,10 +7,7 @@ work), honouring ``Retry-After``; a POST or PATCH is never sent twice after a
 """
 from __future__ import annotations
 
-import collections
 import functools
-import hashlib
-import threading
 import urllib.parse
 from typing import Any, Mapping
 
@@ -21,9 +18,6 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from gateway.errors import ConnectionOffline, CredentialsRefused
-
-MAX_SESSIONS = 64
-
 
 class ApiError(Exception):
     """The API answered with an error status; ``code`` is ``http_<status>``."""
@@ -145,26 +139,3 @@ def _short(exc: Exception) -> str:
     if "(Caused by " in text:
         text = text.split("(Caused by ", 1)[1].rstrip(")")
     return text[:300]
-
-
-class Apis:
-    """Sessions cached per connection settings and secrets (least recently used dropped)."""
-
-    def __init__(self, capacity: int = MAX_SESSIONS):
-        self.capacity = capacity
-        self._apis: "collections.OrderedDict[str, Api]" = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, unencrypted: Mapping[str, Any], encrypted: Mapping[str, Any]) -> Api:
-        digest = hashlib.sha256(orjson.dumps([unencrypted, encrypted], option=orjson.OPT_SORT_KEYS)).hexdigest()
-        with self._lock:
-            api = self._apis.get(digest)
-            if api is not None:
-                self._apis.move_to_end(digest)
-                return api
-            api = Api(unencrypted, encrypted)
-            self._apis[digest] = api
-            while len(self._apis) > self.capacity:
-                _, old = self._apis.popitem(last=False)
-                old.session.close()
-            return api

@@ -21,11 +21,13 @@ import requests
 
 from gateway import hookimpl
 from gateway.errors import ConnectionOffline, CredentialsRefused, record_result
+from gateway.resources import PerConnection
 
 from . import schemas
-from .client import ApiError, Apis, error_text, find
+from .client import Api, ApiError, error_text, find
 
-APIS = Apis()
+# One pooled session per distinct connection, at most 64.
+APIS = PerConnection(Api, dispose=lambda api: api.session.close(), capacity=64)
 
 
 @hookimpl

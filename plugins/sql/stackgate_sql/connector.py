@@ -19,13 +19,15 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway import hookimpl
 from gateway.errors import ConnectionOffline
+from gateway.resources import PerConnection
 
 from . import schemas
-from .engines import Engines, connection_failure, reason
+from .engines import connection_failure, create_engine, reason
 from .export import ExportError, export_page
 from .imports import ConfigurationProblem, import_batch
 
-ENGINES = Engines()
+# At most 64 engines; the least recently used is disposed (its pooled connections closed).
+ENGINES = PerConnection(create_engine, dispose=lambda engine: engine.dispose(), capacity=64)
 
 
 @hookimpl

@@ -1,21 +1,18 @@
-"""Pooled engines, one per distinct connection, and what database errors mean.
+"""Engines for connections, and what database errors mean.
 
-An engine is cached under a digest of everything that makes a connection
-(URL, password, options), so a changed password gets a new engine and the old
-one is disposed when it falls out of the cache. Nothing here logs the URL
-with its password.
+The connector keeps one pooled engine per distinct connection
+(:class:`gateway.resources.PerConnection`): a changed password gets a new
+engine, the least recently used are disposed. Nothing here logs the URL with
+its password.
 """
 from __future__ import annotations
 
-import collections
-import hashlib
 import logging
 import threading
 import time
 import weakref
 from typing import Any, Mapping
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
@@ -24,8 +21,6 @@ from gateway.errors import ConnectionOffline, CredentialsRefused
 
 log = logging.getLogger("stackgate_sql.engines")
 
-# Engines kept at once; beyond it the least recently used is disposed.
-MAX_ENGINES = 64
 # SQLSTATEs of refused credentials (PostgreSQL: invalid_password,
 # invalid_authorization_specification); anything else that fails a connect is "offline".
 CREDENTIAL_STATES = {"28P01", "28000"}
@@ -49,34 +44,8 @@ def url_of(unencrypted: Mapping[str, Any], encrypted: Mapping[str, Any]) -> URL:
     return url
 
 
-class Engines:
-    def __init__(self, capacity: int = MAX_ENGINES):
-        self.capacity = capacity
-        self._engines: "collections.OrderedDict[str, Engine]" = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, unencrypted: Mapping[str, Any], encrypted: Mapping[str, Any]) -> Engine:
-        url = url_of(unencrypted, encrypted)
-        digest = hashlib.sha256(orjson.dumps(
-            [url.render_as_string(hide_password=False), unencrypted.get("connectTimeout"),
-             unencrypted.get("poolSize")])).hexdigest()
-        with self._lock:
-            engine = self._engines.get(digest)
-            if engine is not None:
-                self._engines.move_to_end(digest)
-                return engine
-            engine = _create(url, unencrypted)
-            self._engines[digest] = engine
-            while len(self._engines) > self.capacity:
-                _, old = self._engines.popitem(last=False)
-                old.dispose()
-            return engine
-
-    def dispose(self) -> None:
-        with self._lock:
-            for engine in self._engines.values():
-                engine.dispose()
-            self._engines.clear()
+def create_engine(unencrypted: Mapping[str, Any], encrypted: Mapping[str, Any]) -> Engine:
+    return _create(url_of(unencrypted, encrypted), unencrypted)
 
 
 def _create(url: URL, unencrypted: Mapping[str, Any]) -> Engine:

@@ -102,23 +102,9 @@ def connection(postgres, database, password=PASSWORD, **extra):
 
 
 @pytest.fixture(scope="session")
-def gateway_in_process():
-    """The gateway's own call path (no HTTP) with the sql connector registered."""
-    from gateway import config
-    from gateway.calls import Gateway
-    from gateway.plugins import Registry
-    from stackgate_sql import connector as sql_connector
+def call():
+    """One call through the gateway's own call path (no HTTP), ``(status, answer)``."""
+    from gateway.testing import InProcessGateway
+    from stackgate_sql import connector as plugin
 
-    registry = Registry()
-    registry.register(sql_connector, "sql")
-    return Gateway(config.load({}, system_tokens=["t"], call_timeout=60, limiter="none"), registry)
-
-
-@pytest.fixture
-def call(gateway_in_process):
-    def call(function, options):
-        import orjson
-        answer = gateway_in_process.call({"diy": True, "function": function, "options": options},
-                                         request_id="test")
-        return answer.status, orjson.loads(answer.body)
-    return call
+    return InProcessGateway({"sql": plugin}, call_timeout=60).call
