@@ -17,13 +17,15 @@ import contextvars
 import datetime
 import logging
 import sys
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import orjson
 
 from .scrub import NOTHING, Scrubber
 
-_CALL: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("stackgate_call", default={})
+# Read-only default: bind() always sets a fresh dict, so no call ever shares one.
+_CALL: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("stackgate_call", default=MappingProxyType({}))
 _SCRUBBER: contextvars.ContextVar[Scrubber] = contextvars.ContextVar("stackgate_scrubber", default=NOTHING)
 
 #: Attributes every LogRecord has; anything else on a record is an extra field.
@@ -46,7 +48,7 @@ def reset() -> None:
     _SCRUBBER.set(NOTHING)
 
 
-def fields() -> dict[str, Any]:
+def fields() -> Mapping[str, Any]:
     return _CALL.get()
 
 

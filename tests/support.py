@@ -1,13 +1,7 @@
 """Real processes for the tests: a gunicorn running the gateway, free ports, waits."""
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from gateway.testing import TOKEN, GatewayProcess, free_port, post, wait_until  # noqa: F401

@@ -13,7 +13,6 @@ Import configuration: ``{"table": "customers", "operation": "upsert", "keys": ["
 """
 from __future__ import annotations
 
-from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 

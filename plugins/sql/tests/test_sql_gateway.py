@@ -2,10 +2,8 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from conftest import connection
 from gateway.testing import GatewayProcess
