@@ -54,8 +54,10 @@ def test_wrong_password_ping_over_http_never_leaks_it(gateway, postgres, pg_db):
     assert "Leaky-Secret-99" not in r.text and "Leaky-Secret-99" not in gateway.log()
 
 
-def test_plugins_lists_the_sql_connector():
+def test_plugins_lists_both_bundled_connectors():
     out = subprocess.run([sys.executable, "-m", "gateway", "plugins", "--json"], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "STACKGATE_PLUGINS": "sql"})
-    (sql,) = json.loads(out.stdout)["connectors"]
+                         env={"PATH": "/usr/bin:/bin", "STACKGATE_PLUGINS": "sql,rest"})
+    rest, sql = json.loads(out.stdout)["connectors"]
     assert sql["package"] == "stackgate-sql" and sql["functions"] == ["sql.export", "sql.import", "sql.ping"]
+    assert rest["package"] == "stackgate-rest" and rest["functions"] == ["rest.export", "rest.import", "rest.ping"]
+    assert out.returncode == 0
