@@ -77,23 +77,28 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     return app
 
 
+# Paths a balancer or a scraper polls every few seconds: no log line for them.
+_QUIET = frozenset(("/livez", "/readyz", "/metrics", "/openapi.json"))
+
+
 def _begin() -> None:
+    req = request._get_current_object()  # one proxy lookup, not one per attribute
     request_id = new_request_id()
-    request.environ["stackgate.request_id"] = request_id
-    request.environ["stackgate.started"] = time.perf_counter()
+    req.environ["stackgate.request_id"] = request_id
+    req.environ["stackgate.started"] = time.perf_counter()
     logs.reset()
-    logs.bind(request_id=request_id, traceid=request.headers.get("traceid"))
+    logs.bind(request_id=request_id, traceid=req.headers.get("traceid"))
 
 
 def _access_log(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    current_app.extensions["stackgate"].metrics.http.labels(route, str(response.status_code)).inc()
-    # One line per request; the probes a balancer polls every few seconds stay quiet.
-    if request.path in ("/livez", "/readyz", "/metrics", "/openapi.json"):
+    req = request._get_current_object()
+    route = req.url_rule.rule if req.url_rule is not None else "unmatched"
+    current_app.extensions["stackgate"].metrics.http_request(route, response.status_code)
+    if req.path in _QUIET or not access.isEnabledFor(logging.INFO):
         return response
-    started = request.environ.get("stackgate.started")
-    access.info("%s %s %s", request.method, request.path, response.status_code, extra={
-        "method": request.method, "path": request.path, "status": response.status_code,
+    started = req.environ.get("stackgate.started")
+    access.info("%s %s %s", req.method, req.path, response.status_code, extra={
+        "method": req.method, "path": req.path, "status": response.status_code,
         "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
         "response_bytes": response.content_length})
     return response

@@ -54,22 +54,36 @@ class Metrics:
         self.plugin_loaded = Gauge("stackgate_plugin_loaded", "1 when the plugin loaded, 0 when it failed",
                                    ["plugin"], multiprocess_mode="max", **kw)
 
+        # Labelled children by label values: prometheus_client's labels() costs more
+        # than the increment itself, on every call.
+        self._children: dict[tuple, Any] = {}
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     # -- the limiter's observer --------------------------------------------------------
     def running(self, connection: str, delta: int) -> None:
-        self.in_flight_gauge.labels(connection).inc(delta)
+        self._child(self.in_flight_gauge, connection).inc(delta)
 
     def waiting(self, connection: str, delta: int) -> None:
-        self.waiting_gauge.labels(connection).inc(delta)
+        self._child(self.waiting_gauge, connection).inc(delta)
 
     def rejected(self, connection: str) -> None:
-        self.rejected_total.labels(connection).inc()
+        self._child(self.rejected_total, connection).inc()
 
     # -- what the app reports ----------------------------------------------------------
     def call_done(self, connector: str, function: str, outcome: str, seconds: float, size: int) -> None:
         connector, function = connector or "none", function or "none"
-        self.calls.labels(connector, function, outcome).inc()
-        self.latency.labels(connector, function).observe(seconds)
-        self.response_bytes.labels(connector, function).observe(size)
+        self._child(self.calls, connector, function, outcome).inc()
+        self._child(self.latency, connector, function).observe(seconds)
+        self._child(self.response_bytes, connector, function).observe(size)
+
+    def http_request(self, route: str, status: int) -> None:
+        self._child(self.http, route, str(status)).inc()
 
     def plugins(self, connectors: dict[str, Any]) -> None:
         for name, connector in connectors.items():
