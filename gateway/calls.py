@@ -24,7 +24,7 @@ from .errors import (ConnectionOffline, ConnectorUnavailable, CredentialsRefused
                      entry_from_exception, shape)
 from .plugins import Connector, Registry
 from .schemas import ExtensionOptions, load_extension_options, max_response_size, validation_entries
-from .scrub import NOTHING, Scrubber, call_secrets
+from .scrub import NOTHING, Scrubber, scrubber_for
 
 log = logging.getLogger("gateway.calls")
 
@@ -89,7 +89,7 @@ class Gateway:
         try:
             request = load_extension_options(self._options_schema, body)
             options = request["options"]
-            scrubber = Scrubber(call_secrets(options))
+            scrubber = scrubber_for(options)
             logs.bind_scrubber(scrubber)
             connector, kind = self._find(request, context)
             _describe(context, options)

@@ -8,6 +8,20 @@ import multiprocessing
 import os
 
 
+def _cores():
+    """Cores this process may use: the container's CPU quota (cgroup v2 cpu.max) and
+    affinity, not the host's core count, which a container sees too."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else multiprocessing.cpu_count()
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
 def _env_number(name, default, kind=int):
     value = os.environ.get(name)
     return kind(value) if value not in (None, "") else default
@@ -27,9 +41,9 @@ backlog = 2048
 # gateway.worker adds a drain to gunicorn's gevent worker (readyz 503 first,
 # idle keep-alive connections closed): see its docstring.
 worker_class = os.environ.get("STACKGATE_WORKER_CLASS", "gateway.worker.StackgateWorker")
-# One worker per core: serialising large pages is CPU work, more processes than
-# cores only adds memory. STACKGATE_WORKERS (or WEB_CONCURRENCY) overrides.
-workers = _env_number("STACKGATE_WORKERS", _env_number("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+# One worker per core the container may use: serialising large pages is CPU work,
+# more processes than cores only adds memory. STACKGATE_WORKERS (or WEB_CONCURRENCY) overrides.
+workers = _env_number("STACKGATE_WORKERS", _env_number("WEB_CONCURRENCY", _cores()))
 # Greenlets (simultaneous calls) per worker; the gateway's own in-flight cap
 # (STACKGATE_MAX_IN_FLIGHT) answers 503 before this queue would form.
 worker_connections = _env_number("STACKGATE_WORKER_CONNECTIONS", 1000)

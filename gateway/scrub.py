@@ -9,6 +9,7 @@ process: the core runs every such text through :meth:`Scrubber.scrub`.
 """
 from __future__ import annotations
 
+import functools
 import re
 import urllib.parse
 from typing import Any, Iterable, Iterator, Mapping
@@ -101,3 +102,15 @@ class Scrubber:
 
 
 NOTHING = Scrubber()
+
+
+@functools.lru_cache(maxsize=1024)
+def _scrubber(secrets: tuple[str, ...]) -> Scrubber:
+    return Scrubber(secrets)
+
+
+def scrubber_for(options: Any) -> Scrubber:
+    """The scrubber of one call; built once per distinct set of secrets, since a
+    connection's calls repeat them and compiling the pattern is the costly part."""
+    secrets = call_secrets(options)
+    return _scrubber(tuple(sorted(set(secrets)))) if secrets else NOTHING

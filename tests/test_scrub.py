@@ -36,3 +36,11 @@ def test_scrub_errors_masks_messages_in_place():
     errors = [{"code": "x", "message": "token tok-123456 expired"}, "not a dict"]
     Scrubber(["tok-123456"]).scrub_errors(errors)
     assert errors[0]["message"] == f"token {MASK} expired"
+
+
+def test_a_calls_scrubber_is_reused_for_the_same_secrets():
+    from gateway.scrub import NOTHING, scrubber_for
+    options = {"connection": {"encrypted": {"password": "Reused-Secret-1"}}}
+    assert scrubber_for(options) is scrubber_for({"connection": {"encrypted": {"password": "Reused-Secret-1"}}})
+    assert scrubber_for(options).scrub("x Reused-Secret-1") == f"x {MASK}"
+    assert scrubber_for({"connection": {}}) is NOTHING
