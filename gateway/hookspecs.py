@@ -97,7 +97,8 @@ def stackgate_configuration_schema(function: str) -> Any | None:
     :param function: the function called (``"export"``, ``"exportOrders"``...).
     :returns: a Schema instance, or None for no validation. The loaded result
         is what :func:`stackgate_export` / :func:`stackgate_import` receive as
-        ``configuration``.
+        ``configuration``. Asked once per function and kept: the answer may
+        depend on ``function`` only.
     """
 
 

@@ -46,10 +46,15 @@ class Connector:
     schemas: Mapping[str, Any] = field(default_factory=dict)
     #: why the connector could not be loaded; None when it serves
     error: str | None = None
+    _configuration_schemas: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def configuration_schema(self, function: str) -> Any:
-        caller = self.callers.get("configuration")
-        return caller(function=function) if caller else None
+        # Asked once per function: the hook's answer depends on the function alone,
+        # and a marshmallow Schema is costly to build on every call.
+        if function not in self._configuration_schemas:
+            caller = self.callers.get("configuration")
+            self._configuration_schemas[function] = caller(function=function) if caller else None
+        return self._configuration_schemas[function]
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "package": self.package, "version": self.version,
