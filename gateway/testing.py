@@ -58,6 +58,21 @@ def post(url: str, body: Any = None, token: str | None = TOKEN, data: bytes | No
     return requests.post(url + "/function", data=data, headers=all_headers, timeout=timeout, **kwargs)
 
 
+def export_pages(call: Callable[[str, dict], tuple[int, Any]], function: str, options: dict,
+                 limit: int = 100) -> list[dict]:
+    """Every page of an export, asked for as integrator.io asks: ``state`` passed
+    back until ``lastPage``. ``call`` is :meth:`InProcessGateway.call` or alike."""
+    pages, state = [], None
+    for _ in range(limit):
+        status, page = call(function, dict(options, state=state))
+        assert status == 200, page
+        pages.append(page)
+        if page["lastPage"]:
+            return pages
+        state = page.get("state")
+    raise AssertionError(f"{function} gave no last page in {limit} pages")
+
+
 class InProcessGateway:
     """The gateway's own call path (validation, schemas, dispatch, result checks,
     error shaping) without HTTP, with the given plugins registered: fast tests

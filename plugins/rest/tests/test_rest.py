@@ -1,6 +1,8 @@
 """The rest connector against a real HTTP API on 127.0.0.1 (tests/api.py)."""
 import pytest
 
+from gateway.testing import export_pages
+
 from api import API_KEY, PASSWORD, RECORDS, TOKEN, USER
 
 
@@ -10,16 +12,8 @@ def conn(api, auth=None, secrets=None, **extra):
     return {"_id": "rest-1", "unencrypted": unencrypted, "encrypted": secrets or {"token": TOKEN}}
 
 
-def export_all(call, options, limit=20):
-    pages, state = [], None
-    for _ in range(limit):
-        status, page = call("rest.export", dict(options, state=state))
-        assert status == 200, page
-        pages.append(page)
-        if page["lastPage"]:
-            return pages
-        state = page["state"]
-    raise AssertionError("no last page")
+def export_all(call, options):
+    return export_pages(call, "rest.export", options)
 
 
 # -- ping and auth ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import threading
 import time
 
 import pytest
+
+from gateway.testing import export_pages
 import sqlalchemy as sa
 
 from conftest import PASSWORD, connection
@@ -36,16 +38,8 @@ def seed(engine, count=25):
             {"n": count})
 
 
-def export_all(call, options, limit=50):
-    pages, state = [], None
-    for _ in range(limit):
-        status, page = call("sql.export", dict(options, state=state))
-        assert status == 200, page
-        pages.append(page)
-        if page["lastPage"]:
-            return pages
-        state = page["state"]
-    raise AssertionError("export never reached its last page")
+def export_all(call, options):
+    return export_pages(call, "sql.export", options)
 
 
 def options(postgres, db, **configuration):
