@@ -144,16 +144,14 @@ def _start_arbiter(server):
     except Exception:  # the app reports a bad configuration itself, by name
         return
     if settings.limiter == "local" and not settings.limiter_socket:
-        _arbiter = arbiter.start()
-        os.environ["STACKGATE_LIMITER_SOCKET"] = _arbiter[1]
-        server.log.info("local limiter arbiter pid %s at %s", _arbiter[0].pid, _arbiter[1])
+        _arbiter = arbiter.Supervisor(server.log).start()
+        os.environ["STACKGATE_LIMITER_SOCKET"] = _arbiter.path
+        server.log.info("local limiter arbiter pid %s at %s", _arbiter.proc.pid, _arbiter.path)
 
 
 def on_exit(server):
     if _arbiter is not None:
-        from gateway.limits import arbiter
-
-        arbiter.stop(*_arbiter)
+        _arbiter.stop()
     if _metrics_dir is not None:
         import shutil
 

@@ -248,3 +248,16 @@ def test_unreachable_redis_follows_the_configured_policy(start_gateway, probe_di
     if expected == 503:
         assert r.json()["errors"][0]["code"] == "limiter_unavailable"
     assert "redis limiter unavailable" in server.log()
+
+
+def test_a_dead_arbiter_is_restarted_and_limits_again(start_gateway, probe_dir):
+    import re
+    server = start_gateway(limited_env(probe_dir, STACKGATE_LIMIT_WAIT=30), workers=2)
+    first = int(re.search(r"local limiter arbiter pid (\d+)", server.log()).group(1))
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: "restarting it" in server.log(), 10, what="the master noticing")
+    # Calls in the gap wait for the new arbiter (up to 2 s) instead of failing.
+    # The new arbiter limits as the old one did.
+    results = burst([lambda: export_call(server.url, "conn-again", 0.1, level=2)] * 20, threads=10)
+    assert [r.status_code for r in results] == [200] * 20
+    assert probe(probe_dir, "conn-again")["max"] == 2

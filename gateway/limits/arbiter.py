@@ -1,7 +1,7 @@
 """The local limiter's arbiter: one small process per host that grants slots.
 
-The gunicorn master starts it before forking workers (:func:`start`, from
-``gateway/gunicorn_conf.py``) and stops it on exit. A worker asks for a slot by
+The gunicorn master starts it before forking workers (:class:`Supervisor`,
+from ``gateway/gunicorn_conf.py``), restarts it should it die, and stops it on exit. A worker asks for a slot by
 connecting to its Unix socket and sending ``ACQ <level> <key>``; the arbiter
 answers ``OK`` when a slot is free, in the order the requests came. The slot
 is held as long as that connection is open: a worker that finishes closes it,
@@ -18,9 +18,12 @@ import os
 import selectors
 import signal
 import socket
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from typing import Deque
 
 log = logging.getLogger("gateway.limits.arbiter")
@@ -133,36 +136,63 @@ class Arbiter:
             del self.running[key], self.queues[key]
 
 
-# -- Started and stopped by the gunicorn master -------------------------------------
+# -- Started, watched and stopped by the gunicorn master ------------------------------
 
-def start() -> tuple[subprocess.Popen, str]:
-    """Start an arbiter for this process (the gunicorn master); returns it and its socket path."""
-    folder = tempfile.mkdtemp(prefix="stackgate-limiter-")
-    path = os.path.join(folder, "arbiter.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.limits.arbiter", "--socket", path,
-                             "--parent", str(os.getpid())], stdin=subprocess.DEVNULL)
-    import time
+class Supervisor:
+    """The master's handle on its arbiter: starts it, restarts it if it dies, stops it.
 
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the limiter arbiter did not start (exit status {proc.poll()})")
-        time.sleep(0.02)
-    return proc, path
+    A restarted arbiter starts with no slot counted: calls already running
+    under the old one go uncounted until they finish (logged loudly), while
+    new calls are limited again at once.
+    """
 
+    def __init__(self, log: logging.Logger | None = None):
+        self.folder = tempfile.mkdtemp(prefix="stackgate-limiter-")
+        self.path = os.path.join(self.folder, "arbiter.sock")
+        self.log = log or logging.getLogger("gateway.limits.arbiter")
+        self.proc: subprocess.Popen | None = None
+        self._stopping = threading.Event()
 
-def stop(proc: subprocess.Popen, path: str) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    for leftover in (path, os.path.dirname(path)):
-        try:
-            os.unlink(leftover) if leftover == path else os.rmdir(leftover)
-        except OSError:
-            pass
+    def start(self) -> "Supervisor":
+        self.proc = self._spawn()
+        threading.Thread(target=self._watch, name="stackgate-arbiter-watch", daemon=True).start()
+        return self
+
+    def _spawn(self) -> subprocess.Popen:
+        if os.path.exists(self.path):
+            os.unlink(self.path)  # a dead arbiter's socket: wait for the new one's
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.limits.arbiter", "--socket", self.path,
+                                 "--parent", str(os.getpid())], stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.path):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the limiter arbiter did not start (exit status {proc.poll()})")
+            time.sleep(0.02)
+        return proc
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            code = self.proc.wait()  # blocks this thread only
+            if self._stopping.is_set():
+                return
+            self.log.error("limiter arbiter pid %s exited (%s); restarting it. Calls running now are "
+                           "no longer counted against their connection's level", self.proc.pid, code)
+            try:
+                self.proc = self._spawn()
+                self.log.error("limiter arbiter restarted: pid %s", self.proc.pid)
+            except RuntimeError as exc:
+                self.log.error("%s; trying again in 5 s (calls meanwhile: STACKGATE_LIMITER_FAILURE)", exc)
+                time.sleep(5)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> None:

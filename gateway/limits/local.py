@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import socket
 import threading
+import time
 from typing import Deque
 
 from . import BackendDown
@@ -12,6 +13,8 @@ from . import BackendDown
 # slot is granted. Holding the socket open holds the slot; closing it, or the
 # process dying, frees it.
 MAX_LINE = 1024
+# How long a worker tries to reach an arbiter that is not there (being restarted).
+RECONNECT_SECONDS = 2.0
 
 
 class _Waiter:
@@ -102,10 +105,8 @@ class ArbiterBackend:
         line = f"ACQ {level} {key}\n".encode()
         if len(line) > MAX_LINE or "\n" in key:
             raise ValueError("connection id too long for the limiter")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = self._connect()
         try:
-            sock.settimeout(5)
-            sock.connect(self.path)
             sock.sendall(line)
         except OSError as exc:
             sock.close()
@@ -124,6 +125,26 @@ class ArbiterBackend:
             sock.close()
             raise BackendDown(f"arbiter at {self.path} answered {answer!r}")
         return _ArbiterLease(sock)
+
+
+    def _connect(self) -> socket.socket:
+        # The master restarts a dead arbiter within a fraction of a second: bridge
+        # that gap rather than refuse the calls that fall into it.
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(5)
+            try:
+                sock.connect(self.path)
+                return sock
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                sock.close()
+                if time.monotonic() > deadline:
+                    raise BackendDown(f"arbiter at {self.path}: {exc}") from None
+                time.sleep(0.05)
+            except OSError as exc:
+                sock.close()
+                raise BackendDown(f"arbiter at {self.path}: {exc}") from None
 
 
 class _ArbiterLease:
