@@ -261,3 +261,15 @@ def test_a_dead_arbiter_is_restarted_and_limits_again(start_gateway, probe_dir):
     results = burst([lambda: export_call(server.url, "conn-again", 0.1, level=2)] * 20, threads=10)
     assert [r.status_code for r in results] == [200] * 20
     assert probe(probe_dir, "conn-again")["max"] == 2
+
+
+def test_gunicorn_without_the_gateways_configuration_warns_that_limits_are_per_worker(testkit_site, tmp_path):
+    from gateway.testing import GatewayProcess
+    from support import TESTKIT
+    plain = tmp_path / "plain.conf.py"
+    plain.write_text("worker_class = 'gevent'\nworkers = 2\n")
+    server = GatewayProcess(tmp_path, env={"STACKGATE_PLUGINS": "kit"}, pythonpath=[testkit_site, TESTKIT],
+                            config=str(plain))
+    server.args = ("--bind", f"127.0.0.1:{server.port}")  # a plain config ignores STACKGATE_BIND
+    with server:
+        assert "limits count per worker process" in server.log()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import threading
 from typing import Any, Iterator, Mapping, Protocol
 
@@ -151,4 +152,9 @@ def build(settings: Settings) -> Limiter:
         return Limiter(settings, RedisBackend(settings.redis_url, settings.lease_seconds), in_process)
     if settings.limiter_socket:
         return Limiter(settings, ArbiterBackend(settings.limiter_socket), in_process)
+    if "gunicorn.arbiter" in sys.modules:
+        # Under gunicorn without our configuration no arbiter was started: each
+        # worker would count alone, and a connection could run level × workers calls.
+        log.warning("local limiter without its arbiter: limits count per worker process. Run gunicorn "
+                    "with -c config/gunicorn.conf.py (or STACKGATE_WORKERS=1), or use the redis limiter")
     return Limiter(settings, in_process)
