@@ -34,8 +34,9 @@ class State:
     registry: Registry
     gateway: Gateway
     check_token: TokenCheck
-    limiter: limits.Limiter
     metrics: metrics.Metrics
+    #: None when /metrics is open
+    check_metrics_token: TokenCheck | None
     #: set when the process starts draining: /readyz answers 503 from then on
     draining: threading.Event = field(default_factory=threading.Event)
     #: the OpenAPI document, serialised on first request
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         context.connector, context.function, outcome, seconds, len(answer.body)))
     app.extensions["stackgate"] = State(
         settings=settings, registry=registry, gateway=gateway,
-        check_token=TokenCheck(settings.system_tokens), limiter=limiter, metrics=meter)
+        check_token=TokenCheck(settings.system_tokens), metrics=meter,
+        check_metrics_token=TokenCheck([settings.metrics_token]) if settings.metrics_token else None)
     app.register_blueprint(bp)
     app.before_request(_begin)
     app.after_request(_access_log)

@@ -48,9 +48,6 @@ def reset() -> None:
     _SCRUBBER.set(NOTHING)
 
 
-def fields() -> Mapping[str, Any]:
-    return _CALL.get()
-
 
 _base_factory = logging.getLogRecordFactory()
 

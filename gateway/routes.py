@@ -10,7 +10,7 @@ import secrets
 from flask import Blueprint, Response, current_app, request
 
 from . import openapi, serialize
-from .auth import TokenCheck, presented_token
+from .auth import presented_token
 from .errors import GatewayError, Unauthorized
 
 bp = Blueprint("stackgate", __name__)
@@ -83,8 +83,8 @@ def readyz() -> Response:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     app_state = state()
-    token = app_state.settings.metrics_token
-    if token and not TokenCheck([token])(presented_token(request.headers.get("Authorization"), None, {})):
+    check = app_state.check_metrics_token
+    if check is not None and not check(presented_token(request.headers.get("Authorization"), None, {})):
         raise GatewayError("Invalid metrics token.", code="unauthorized", status=401)
     body, content_type = app_state.metrics.exposition()
     return Response(body, content_type=content_type)

@@ -8,11 +8,12 @@ import time
 from typing import Deque
 
 from . import BackendDown
+from .arbiter import MAX_LINE
 
 # One request line: "ACQ <level> <key>\n"; the arbiter answers "OK\n" when the
 # slot is granted. Holding the socket open holds the slot; closing it, or the
 # process dying, frees it.
-MAX_LINE = 1024
+
 # How long a worker tries to reach an arbiter that is not there (being restarted).
 RECONNECT_SECONDS = 2.0
 

@@ -19,15 +19,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from gateway.errors import record_result
+from gateway.errors import RecordError, record_result
 
 from .engines import connection_failure, first_line, reflect
 
 _NATIVE_UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-class RecordProblem(Exception):
-    code = "invalid_record"
 
 
 class ConfigurationProblem(ValueError):
@@ -58,7 +54,7 @@ def import_batch(engine: Engine, conf: Mapping[str, Any], records: Sequence[Any]
                         with conn.begin_nested():
                             results[position] = writer.write(conn, values)
                         written.append(position)
-                    except RecordProblem as exc:
+                    except RecordError as exc:
                         results[position] = record_result(exc)
                     except (DBAPIError, StatementError) as exc:
                         if isinstance(exc, DBAPIError) and connection_failure(exc) is not None:
@@ -74,12 +70,9 @@ def import_batch(engine: Engine, conf: Mapping[str, Any], records: Sequence[Any]
     return results  # type: ignore[return-value]
 
 
-def _as_problem(exc: Exception) -> RecordProblem:
-    problem = RecordProblem(first_line(exc))
+def _as_problem(exc: Exception) -> RecordError:
     state = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if state:
-        problem.code = f"sqlstate_{state}"
-    return problem
+    return RecordError(first_line(exc), code=f"sqlstate_{state}" if state else None)
 
 
 def _coerce(column: sa.Column, value: Any) -> Any:
@@ -102,7 +95,7 @@ def _coerce(column: sa.Column, value: Any) -> Any:
         if isinstance(kind, sa.Numeric):
             return decimal.Decimal(value)
     except (ValueError, decimal.InvalidOperation, binascii.Error):
-        raise RecordProblem(f"{column.name}: {value!r} is not a valid {kind.__class__.__name__.lower()}") from None
+        raise RecordError(f"{column.name}: {value!r} is not a valid {kind.__class__.__name__.lower()}") from None
     return value
 
 
@@ -113,16 +106,16 @@ class _Writer:
 
     def values(self, record: Any) -> dict[str, Any]:
         if not isinstance(record, dict):
-            raise RecordProblem("a record must be a JSON object")
+            raise RecordError("a record must be a JSON object")
         unknown = [name for name in record if name not in self.table.c]
         if unknown and not self.conf["ignoreUnknownFields"]:
-            raise RecordProblem(f"{', '.join(sorted(unknown))}: not a column of {self.table.name}")
+            raise RecordError(f"{', '.join(sorted(unknown))}: not a column of {self.table.name}")
         values = {name: _coerce(self.table.c[name], value) for name, value in record.items()
                   if name in self.table.c}
         if self.operation != "insert" or self.conf["ignoreExisting"]:
             missing = [k for k in self.keys if values.get(k) is None]
             if missing:
-                raise RecordProblem(f"the record has no value for key {', '.join(missing)}")
+                raise RecordError(f"the record has no value for key {', '.join(missing)}")
         return values
 
     def _where(self, values: Mapping[str, Any]):
@@ -168,7 +161,7 @@ class _Writer:
             if not matched:
                 if self.conf["ignoreMissing"]:
                     return self._entry(None, values, ignored=True)
-                raise RecordProblem("no row with " + ", ".join(f"{k}={values[k]!r}" for k in self.keys))
+                raise RecordError("no row with " + ", ".join(f"{k}={values[k]!r}" for k in self.keys))
             return self._entry(record_id, values)
         native = _NATIVE_UPSERT.get(dialect.name)
         if native is not None:

@@ -1,72 +1,15 @@
-"""A real PostgreSQL for the sql connector's tests, started on a loopback port.
-
-initdb and pg_ctl from the distribution's server package (scripts/test installs
-it). PostgreSQL refuses to run as root, so as root the cluster belongs to the
-`postgres` system user the package creates.
-"""
-import glob
-import os
-import pwd
+"""Fixtures of the sql connector's tests: a real PostgreSQL, a database per test."""
 import shutil
-import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from gateway.testing import free_port
+sys.path.insert(0, str(Path(__file__).parent))
 
-PASSWORD = "pg-Secret-4711"
-USER = "stackgate"
-
-
-def _bin(name):
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
-    if found:
-        return found[-1]
-    path = shutil.which(name)
-    if path is None:
-        raise RuntimeError(f"{name} not found: install PostgreSQL's server package (scripts/test does)")
-    return path
-
-
-class Postgres:
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.data = folder / "data"
-        self.port = free_port()
-        self.as_user = []
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(folder, pw.pw_uid, pw.pw_gid)
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-
-    def run(self, *args):
-        subprocess.run([*self.as_user, *args], check=True, capture_output=True, cwd=self.folder)
-
-    def start(self):
-        pwfile = self.folder / "pw"
-        pwfile.write_text(PASSWORD + "\n")
-        if self.as_user:
-            pw = pwd.getpwnam("postgres")
-            os.chown(pwfile, pw.pw_uid, pw.pw_gid)
-        self.run(_bin("initdb"), "-D", str(self.data), "-U", USER, "--pwfile", str(pwfile),
-                 "--auth=scram-sha-256", "-E", "UTF8", "--no-instructions")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self.run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
-        return self
-
-    def stop(self):
-        try:
-            self.run(_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
-
-    def url(self, database="postgres", password=True):
-        secret = f":{PASSWORD}" if password else ""
-        return f"postgresql+psycopg://{USER}{secret}@127.0.0.1:{self.port}/{database}"
+from pg_server import Postgres  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -94,11 +37,6 @@ def pg_db(postgres, request):
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
-
-
-def connection(postgres, database, password=PASSWORD, **extra):
-    unencrypted = {"url": postgres.url(database, password=False), **extra}
-    return {"_id": f"pg-{database}", "unencrypted": unencrypted, "encrypted": {"password": password}}
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import connection
+from pg_server import connection
 from gateway.testing import GatewayProcess
 
 

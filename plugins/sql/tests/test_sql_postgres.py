@@ -9,7 +9,7 @@ import pytest
 from gateway.testing import export_pages
 import sqlalchemy as sa
 
-from conftest import PASSWORD, connection
+from pg_server import PASSWORD, connection
 
 SCHEMA = """
 CREATE TABLE customers (
