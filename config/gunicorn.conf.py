@@ -3,7 +3,7 @@
 #     gunicorn -c config/gunicorn.conf.py "gateway.app:create_app()"
 #
 # Every setting, with the reason for its value, is in gateway/gunicorn_conf.py
-# (shared with `stackgate serve`); each reads its STACKGATE_* variable, so a
+# (shared with `wrapgate serve`); each reads its WRAPGATE_* variable, so a
 # deployment tunes the environment, not this file. Assignments added below
 # this import win over it.
-from gateway.gunicorn_conf import *  # noqa: F401,F403
+from gateway.gunicorn_conf import *  # noqa: F403

@@ -1,15 +1,16 @@
-"""stackgate: one integrator.io Server stack for many wrapper connections.
+"""wrapgate: one integrator.io Server stack for many wrapper connections.
 
 Connector authors need only :data:`hookimpl` (and :mod:`gateway.errors`);
 the contract is :mod:`gateway.hookspecs`.
 """
+
 from importlib.metadata import PackageNotFoundError, version
 
 from .hookspecs import hookimpl
 
 try:
-    __version__ = version("stackgate")
+    __version__ = version("wrapgate")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
-__all__ = ["hookimpl", "__version__"]
+__all__ = ["__version__", "hookimpl"]

@@ -1,9 +1,10 @@
 """``create_app()``: the Flask app, its state and the one JSON error shape.
 
-Everything an app needs lives in ``app.extensions["stackgate"]`` (a
+Everything an app needs lives in ``app.extensions["wrapgate"]`` (a
 :class:`State`), never in module globals, so tests can build many apps side by
 side. Production runs ``gunicorn -c config/gunicorn.conf.py "gateway.app:create_app()"``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     """Build the gateway.
 
     :param settings: defaults to :func:`gateway.config.load` (file and environment).
-    :param registry: defaults to every installed plugin (``STACKGATE_PLUGINS``
+    :param registry: defaults to every installed plugin (``WRAPGATE_PLUGINS``
         narrows it); pass one to embed the gateway with plugins of your own.
     """
     settings = settings or config.load()
@@ -64,12 +65,19 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     meter = metrics.Metrics()
     meter.plugins(registry.connectors)
     limiter.observe(meter)
-    gateway.observers.append(lambda context, outcome, seconds, answer: meter.call_done(
-        context.connector, context.function, outcome, seconds, len(answer.body)))
-    app.extensions["stackgate"] = State(
-        settings=settings, registry=registry, gateway=gateway,
-        check_token=TokenCheck(settings.system_tokens), metrics=meter,
-        check_metrics_token=TokenCheck([settings.metrics_token]) if settings.metrics_token else None)
+    gateway.observers.append(
+        lambda context, outcome, seconds, answer: meter.call_done(
+            context.connector, context.function, outcome, seconds, len(answer.body)
+        )
+    )
+    app.extensions["wrapgate"] = State(
+        settings=settings,
+        registry=registry,
+        gateway=gateway,
+        check_token=TokenCheck(settings.system_tokens),
+        metrics=meter,
+        check_metrics_token=TokenCheck([settings.metrics_token]) if settings.metrics_token else None,
+    )
     app.register_blueprint(bp)
     app.before_request(_begin)
     app.after_request(_access_log)
@@ -86,8 +94,8 @@ _QUIET = frozenset(("/livez", "/readyz", "/metrics", "/openapi.json"))
 def _begin() -> None:
     req = request._get_current_object()  # one proxy lookup, not one per attribute
     request_id = new_request_id()
-    req.environ["stackgate.request_id"] = request_id
-    req.environ["stackgate.started"] = time.perf_counter()
+    req.environ["wrapgate.request_id"] = request_id
+    req.environ["wrapgate.started"] = time.perf_counter()
     logs.reset()
     logs.bind(request_id=request_id, traceid=req.headers.get("traceid"))
 
@@ -95,14 +103,23 @@ def _begin() -> None:
 def _access_log(response: Response) -> Response:
     req = request._get_current_object()
     route = req.url_rule.rule if req.url_rule is not None else "unmatched"
-    current_app.extensions["stackgate"].metrics.http_request(route, response.status_code)
+    current_app.extensions["wrapgate"].metrics.http_request(route, response.status_code)
     if req.path in _QUIET or not access.isEnabledFor(logging.INFO):
         return response
-    started = req.environ.get("stackgate.started")
-    access.info("%s %s %s", req.method, req.path, response.status_code, extra={
-        "method": req.method, "path": req.path, "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
-        "response_bytes": response.content_length})
+    started = req.environ.get("wrapgate.started")
+    access.info(
+        "%s %s %s",
+        req.method,
+        req.path,
+        response.status_code,
+        extra={
+            "method": req.method,
+            "path": req.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
+            "response_bytes": response.content_length,
+        },
+    )
     return response
 
 
@@ -137,8 +154,17 @@ def _gateway_error(exc: GatewayError) -> Response:
 
 
 def _unexpected_error(exc: Exception) -> Response:
-    request_id = request.environ.get("stackgate.request_id", "")
+    request_id = request.environ.get("wrapgate.request_id", "")
     logs.bind(error="internal_error")
     log.error("unexpected failure serving %s %s", request.method, request.path, exc_info=exc)
-    return _json(500, {"errors": [{"code": "internal_error", "message":
-                                   f"The gateway failed unexpectedly; its log has request {request_id}."}]})
+    return _json(
+        500,
+        {
+            "errors": [
+                {
+                    "code": "internal_error",
+                    "message": f"The gateway failed unexpectedly; its log has request {request_id}.",
+                }
+            ]
+        },
+    )

@@ -6,10 +6,12 @@ only place looked at (``Bearer <token>``, scheme case-insensitive); without one,
 token is compared in constant time, so neither which token matched nor how
 much of it did shows in the timing.
 """
+
 from __future__ import annotations
 
 import hmac
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 def presented_token(authorization: str | None, body: Any, query: Mapping[str, str]) -> str | None:

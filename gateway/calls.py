@@ -4,24 +4,35 @@ validate the extension options → find the connector → validate its sections 
 limit → call under a deadline → check and serialise the result → shape any
 error. HTTP is not this module's business: :meth:`Gateway.call` takes a parsed
 body and returns an :class:`Answer` (status, JSON bytes, headers), so the CLI's
-``stackgate call`` runs exactly the path the web route runs.
+``wrapgate call`` runs exactly the path the web route runs.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from marshmallow import ValidationError
 
 from . import logs, serialize
 from .config import Settings
 from .deadline import call_with_deadline
-from .errors import (ConnectionOffline, ConnectorUnavailable, CredentialsRefused, FunctionNotFound,
-                     GatewayError, InvalidRequest, InvalidResponse, ResponseTooLarge,
-                     entry_from_exception, shape)
+from .errors import (
+    ConnectionOffline,
+    ConnectorUnavailable,
+    CredentialsRefused,
+    FunctionNotFound,
+    GatewayError,
+    InvalidRequest,
+    InvalidResponse,
+    ResponseTooLarge,
+    entry_from_exception,
+    shape,
+)
 from .plugins import Connector, Registry
 from .schemas import ExtensionOptions, load_extension_options, max_response_size, validation_entries
 from .scrub import NOTHING, Scrubber, scrubber_for
@@ -52,7 +63,7 @@ class CallContext:
     connection_id: str | None = None
     flow_id: str | None = None
     resource_id: str | None = None  # _exportId or _importId
-    deadline: float = 0.0           # time.monotonic() value
+    deadline: float = 0.0  # time.monotonic() value
     logger: logging.Logger = field(default=logging.getLogger("gateway.plugin"))
 
     def remaining(self) -> float:
@@ -68,14 +79,19 @@ def _no_limit(context: CallContext, options: Mapping) -> Iterator[None]:
 class Gateway:
     """One app's calls: settings, the plugin registry and the limiter."""
 
-    def __init__(self, settings: Settings, registry: Registry,
-                 limit: Callable[[CallContext, Mapping], Any] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        limit: Callable[[CallContext, Mapping], Any] | None = None,
+    ):
         self.settings = settings
         self.registry = registry
         self.limit = limit or _no_limit
         # Built once: a marshmallow Schema costs more to build than to load with.
-        self._options_schema = ExtensionOptions(serves_diy=settings.diy is not False,
-                                                connector_ids=settings.connector_ids)
+        self._options_schema = ExtensionOptions(
+            serves_diy=settings.diy is not False, connector_ids=settings.connector_ids
+        )
         #: called after every call with (context, outcome, seconds, answer): metrics and the like
         self.observers: list[Callable[[CallContext, str, float, Answer], None]] = []
 
@@ -93,15 +109,22 @@ class Gateway:
             logs.bind_scrubber(scrubber)
             connector, kind = self._find(request, context)
             _describe(context, options)
-            logs.bind(function=context.wire_name, connector=context.connector,
-                      connection_id=context.connection_id, flow_id=context.flow_id,
-                      export_id=options.get("_exportId"), import_id=options.get("_importId"))
+            logs.bind(
+                function=context.wire_name,
+                connector=context.connector,
+                connection_id=context.connection_id,
+                flow_id=context.flow_id,
+                export_id=options.get("_exportId"),
+                import_id=options.get("_importId"),
+            )
             arguments = self._arguments(connector, kind, options, context)
             context.deadline = time.monotonic() + self.settings.call_timeout
             with self.limit(context, options):
                 result = call_with_deadline(
                     lambda: self._invoke(connector, kind, arguments, scrubber),
-                    self.settings.call_timeout, context.wire_name)
+                    self.settings.call_timeout,
+                    context.wire_name,
+                )
             payload = self._serialise(kind, result, arguments, request, scrubber)
             answer = Answer(200, payload, {})
         except Exception as exc:  # noqa: BLE001 - every failure is answered, shaped
@@ -127,8 +150,12 @@ class Gateway:
         kind = connector.functions.get(function)
         if kind is None:
             raise FunctionNotFound()
-        context.wire_name, context.connector, context.function, context.kind = \
-            name, connector_name, function, kind
+        context.wire_name, context.connector, context.function, context.kind = (
+            name,
+            connector_name,
+            function,
+            kind,
+        )
         return connector, kind
 
     def _serves(self, request: Mapping[str, Any], connector: str) -> bool:
@@ -137,8 +164,9 @@ class Gateway:
             return self.settings.diy is True or connector in self.settings.diy
         return connector in self.settings.connector_ids.get(str(request.get("_connectorId")), ())
 
-    def _arguments(self, connector: Connector, kind: str, options: Mapping[str, Any],
-                   context: CallContext) -> dict[str, Any]:
+    def _arguments(
+        self, connector: Connector, kind: str, options: Mapping[str, Any], context: CallContext
+    ) -> dict[str, Any]:
         """The hook's keyword arguments, its declared schemas applied."""
         connection = options.get("connection")
         connection = connection if isinstance(connection, dict) else {}
@@ -155,8 +183,12 @@ class Gateway:
             except ValidationError as exc:
                 problems.extend(validation_entries(exc.messages, f"connection.{section}"))
         arguments: dict[str, Any] = {
-            "function": context.function, "connection": connection, "options": options,
-            "context": context, **sections}
+            "function": context.function,
+            "connection": connection,
+            "options": options,
+            "context": context,
+            **sections,
+        }
         if kind in ("export", "import"):
             configuration = options.get("configuration")
             schema = connector.configuration_schema(context.function)
@@ -165,24 +197,28 @@ class Gateway:
                     configuration = schema.load(configuration if configuration is not None else {})
                 except ValidationError as exc:
                     problems.extend(validation_entries(exc.messages, "configuration"))
-            arguments.update(configuration=configuration, settings=options.get("settings"),
-                             bearerToken=options.get("bearerToken"))
+            arguments.update(
+                configuration=configuration,
+                settings=options.get("settings"),
+                bearerToken=options.get("bearerToken"),
+            )
         if kind == "export":
-            arguments.update({key: options.get(key) for key in
-                              ("type", "delta", "once", "test", "state", "data")})
+            arguments.update(
+                {key: options.get(key) for key in ("type", "delta", "once", "test", "state", "data")}
+            )
         elif kind == "import":
             records = options.get("postMapData")
             if not isinstance(records, list):
-                problems.append({"code": "invalid_field",
-                                 "message": "options.postMapData must be an array of records."})
+                problems.append(
+                    {"code": "invalid_field", "message": "options.postMapData must be an array of records."}
+                )
             arguments.update(postMapData=records, preMapData=options.get("preMapData"))
         if problems:
             raise InvalidRequest(errors=problems)
         context.logger = logging.getLogger(f"gateway.plugin.{connector.name}")
         return arguments
 
-    def _invoke(self, connector: Connector, kind: str, arguments: dict[str, Any],
-                scrubber: Scrubber) -> Any:
+    def _invoke(self, connector: Connector, kind: str, arguments: dict[str, Any], scrubber: Scrubber) -> Any:
         try:
             return connector.callers[kind](**arguments)
         except (CredentialsRefused, ConnectionOffline) as exc:
@@ -195,8 +231,14 @@ class Gateway:
                 return {"data": [], "errors": [entry], "connectionOffline": True}
             return [{"statusCode": 401, "errors": [dict(entry)]} for _ in arguments["postMapData"]]
 
-    def _serialise(self, kind: str, result: Any, arguments: Mapping[str, Any],
-                   request: Mapping[str, Any], scrubber: Scrubber) -> bytes:
+    def _serialise(
+        self,
+        kind: str,
+        result: Any,
+        arguments: Mapping[str, Any],
+        request: Mapping[str, Any],
+        scrubber: Scrubber,
+    ) -> bytes:
         result = check_result(kind, result, arguments)
         if scrubber:
             _scrub_result(kind, result, scrubber)
@@ -205,8 +247,7 @@ class Gateway:
         except TypeError as exc:
             log.warning("%s returned what JSON cannot hold: %s", arguments["context"].wire_name, exc)
             raise InvalidResponse() from None
-        limit = max_response_size(request.get("maxResponseSize"),
-                                  self.settings.default_max_response_size)
+        limit = max_response_size(request.get("maxResponseSize"), self.settings.default_max_response_size)
         if len(payload) > limit:
             raise ResponseTooLarge(limit)
         return payload
@@ -220,8 +261,7 @@ class Gateway:
         if not isinstance(exc, GatewayError):
             # A plugin's own exception: the caller gets its code and message,
             # the log gets the traceback (scrubbed by the log filter).
-            log.warning("%s raised %s", context.wire_name or "call", body["errors"][0]["code"],
-                        exc_info=exc)
+            log.warning("%s raised %s", context.wire_name or "call", body["errors"][0]["code"], exc_info=exc)
         try:
             payload = serialize.dumps(body)
         except TypeError:  # a plugin's exception with an unserialisable code
@@ -231,6 +271,7 @@ class Gateway:
 
 
 # -- helpers ------------------------------------------------------------------
+
 
 def _section(connection: Mapping[str, Any], name: str) -> dict[str, Any]:
     """A connection section, top level or under ``wrapper`` (integrator.io's
@@ -272,8 +313,10 @@ def check_result(kind: str, result: Any, arguments: Mapping[str, Any]) -> Any:
     if not isinstance(result, list):
         raise InvalidResponse(f"{wire} must return an array with one entry per record.")
     if len(result) != len(records):
-        raise InvalidResponse(f"{wire} returned {len(result)} results for {len(records)} records; "
-                              f"it must return exactly one per record.")
+        raise InvalidResponse(
+            f"{wire} returned {len(result)} results for {len(records)} records; "
+            f"it must return exactly one per record."
+        )
     for position, entry in enumerate(result):
         if not isinstance(entry, dict) or not isinstance(entry.get("statusCode"), int):
             raise InvalidResponse(f"{wire} result {position} must be an object with an integer statusCode.")

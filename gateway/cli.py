@@ -1,4 +1,5 @@
-"""The ``stackgate`` command: serve, list plugins, call a function in-process."""
+"""The ``wrapgate`` command: serve, list plugins, call a function in-process."""
+
 from __future__ import annotations
 
 import sys
@@ -30,9 +31,9 @@ def _registry(settings: config.Settings) -> Registry:
 
 
 @click.group()
-@click.version_option(__version__, prog_name="stackgate")
+@click.version_option(__version__, prog_name="wrapgate")
 def main() -> None:
-    """stackgate: one integrator.io Server stack for many wrapper connections."""
+    """wrapgate: one integrator.io Server stack for many wrapper connections."""
 
 
 @main.command()
@@ -45,9 +46,12 @@ def serve(host: str, port: int, workers: int | None) -> None:
     registry = _registry(settings)
     connectors = registry.describe()
     if not connectors:
-        click.echo("No connector is installed: the gateway starts, but every call answers "
-                   "invalid_function.\nAdd one with `pip install <package>` (or `pip install "
-                   "./plugins/sql` from a checkout) and start again.", err=True)
+        click.echo(
+            "No connector is installed: the gateway starts, but every call answers "
+            "invalid_function.\nAdd one with `pip install <package>` (or `pip install "
+            "./plugins/sql` from a checkout) and start again.",
+            err=True,
+        )
     for connector in connectors:
         state = "ok" if connector["loaded"] else f"FAILED: {connector['error']}"
         click.echo(f"connector {connector['name']}: {state}", err=True)
@@ -66,8 +70,10 @@ def plugins(as_json: bool) -> None:
         click.echo(serialize.dumps({"connectors": rows, "extensions": registry.extensions}).decode())
         return
     if not rows:
-        click.echo("No connector installed. Install one with `pip install <package>`; it registers "
-                   "itself on the 'stackgate' entry-point group.")
+        click.echo(
+            "No connector installed. Install one with `pip install <package>`; it registers "
+            "itself on the 'wrapgate' entry-point group."
+        )
     for row in rows:
         head = f"{row['name']} {row['version'] or ''}".strip()
         package = f" ({row['package']})" if row["package"] else ""
@@ -84,8 +90,13 @@ def plugins(as_json: bool) -> None:
 
 @main.command()
 @click.argument("wire_name")
-@click.option("--options", "options_file", type=click.File("rb"), required=True,
-              help="JSON file with the call's options ('-' for standard input).")
+@click.option(
+    "--options",
+    "options_file",
+    type=click.File("rb"),
+    required=True,
+    help="JSON file with the call's options ('-' for standard input).",
+)
 @click.option("--connector-id", default=None, help="Call as this _connectorId instead of DIY.")
 @click.option("--max-response-size", type=int, default=0, help="maxResponseSize of the call.")
 def call(wire_name: str, options_file: Any, connector_id: str | None, max_response_size: int) -> None:
@@ -98,8 +109,7 @@ def call(wire_name: str, options_file: Any, connector_id: str | None, max_respon
         options = serialize.loads(options_file.read())
     except ValueError as exc:
         raise click.ClickException(f"--options is not valid JSON: {exc}") from None
-    body: dict[str, Any] = {"function": wire_name, "options": options,
-                            "maxResponseSize": max_response_size}
+    body: dict[str, Any] = {"function": wire_name, "options": options, "maxResponseSize": max_response_size}
     if connector_id:
         body["_connectorId"] = connector_id
     else:

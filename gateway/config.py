@@ -1,19 +1,21 @@
-"""The gateway's settings: defaults, then a TOML file, then ``STACKGATE_*`` variables.
+"""The gateway's settings: defaults, then a TOML file, then ``WRAPGATE_*`` variables.
 
 Every knob lives in :class:`Settings`; :func:`load` builds one and refuses a
 configuration the gateway cannot serve with (:class:`ConfigurationError`).
 This module sits at the bottom of the core: it imports nothing of ``gateway``
 but :mod:`gateway.errors`.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigurationError
 
@@ -46,18 +48,18 @@ class Settings:
     default_level: int = 5
     levels: Mapping[str, int] = field(default_factory=dict)
     limit_wait: float = 30.0
-    limiter: str = "local"             # local | redis | none
+    limiter: str = "local"  # local | redis | none
     limiter_socket: str | None = None  # set by the gunicorn master for the local backend
     redis_url: str | None = None
-    limiter_failure: str = "closed"    # closed (503) | local (count in-process, loudly)
+    limiter_failure: str = "closed"  # closed (503) | local (count in-process, loudly)
     lease_seconds: float = 30.0
-    max_in_flight: int = 1000          # per worker, every call counted
+    max_in_flight: int = 1000  # per worker, every call counted
     # -- operations --
     log_level: str = "INFO"
-    log_format: str = "json"           # json | console
+    log_format: str = "json"  # json | console
     metrics_token: str | None = None
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
 
@@ -91,29 +93,31 @@ def _read_token_file(path: str) -> tuple[str, ...]:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigurationError(
-            f"STACKGATE_SYSTEM_TOKEN_FILE {path!r} cannot be read: {exc.strerror}") from None
+            f"WRAPGATE_SYSTEM_TOKEN_FILE {path!r} cannot be read: {exc.strerror}"
+        ) from None
     # One token a line; blank lines and comments allow a commented secrets file.
-    return tuple(line.strip() for line in text.splitlines()
-                 if line.strip() and not line.strip().startswith("#"))
+    return tuple(
+        line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
+    )
 
 
 # Each variable: (setting, parser). The table is the reference for the README.
 ENVIRONMENT = {
-    "STACKGATE_PLUGINS": ("plugins", lambda n, v: _split(v)),
-    "STACKGATE_STRICT_PLUGINS": ("strict_plugins", _bool),
-    "STACKGATE_CALL_TIMEOUT": ("call_timeout", lambda n, v: _number(n, v, float, 0.001)),
-    "STACKGATE_MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _number(n, v, int, 1)),
-    "STACKGATE_DEFAULT_LEVEL": ("default_level", lambda n, v: _number(n, v, int, 1)),
-    "STACKGATE_LIMIT_WAIT": ("limit_wait", lambda n, v: _number(n, v, float, 0)),
-    "STACKGATE_LIMITER": ("limiter", lambda n, v: v.strip().lower()),
-    "STACKGATE_LIMITER_SOCKET": ("limiter_socket", lambda n, v: v),
-    "STACKGATE_REDIS_URL": ("redis_url", lambda n, v: v or None),
-    "STACKGATE_LIMITER_FAILURE": ("limiter_failure", lambda n, v: v.strip().lower()),
-    "STACKGATE_LEASE_SECONDS": ("lease_seconds", lambda n, v: _number(n, v, float, 1)),
-    "STACKGATE_MAX_IN_FLIGHT": ("max_in_flight", lambda n, v: _number(n, v, int, 1)),
-    "STACKGATE_LOG_LEVEL": ("log_level", lambda n, v: v.strip().upper()),
-    "STACKGATE_LOG_FORMAT": ("log_format", lambda n, v: v.strip().lower()),
-    "STACKGATE_METRICS_TOKEN": ("metrics_token", lambda n, v: v or None),
+    "WRAPGATE_PLUGINS": ("plugins", lambda n, v: _split(v)),
+    "WRAPGATE_STRICT_PLUGINS": ("strict_plugins", _bool),
+    "WRAPGATE_CALL_TIMEOUT": ("call_timeout", lambda n, v: _number(n, v, float, 0.001)),
+    "WRAPGATE_MAX_BODY_BYTES": ("max_body_bytes", lambda n, v: _number(n, v, int, 1)),
+    "WRAPGATE_DEFAULT_LEVEL": ("default_level", lambda n, v: _number(n, v, int, 1)),
+    "WRAPGATE_LIMIT_WAIT": ("limit_wait", lambda n, v: _number(n, v, float, 0)),
+    "WRAPGATE_LIMITER": ("limiter", lambda n, v: v.strip().lower()),
+    "WRAPGATE_LIMITER_SOCKET": ("limiter_socket", lambda n, v: v),
+    "WRAPGATE_REDIS_URL": ("redis_url", lambda n, v: v or None),
+    "WRAPGATE_LIMITER_FAILURE": ("limiter_failure", lambda n, v: v.strip().lower()),
+    "WRAPGATE_LEASE_SECONDS": ("lease_seconds", lambda n, v: _number(n, v, float, 1)),
+    "WRAPGATE_MAX_IN_FLIGHT": ("max_in_flight", lambda n, v: _number(n, v, int, 1)),
+    "WRAPGATE_LOG_LEVEL": ("log_level", lambda n, v: v.strip().upper()),
+    "WRAPGATE_LOG_FORMAT": ("log_format", lambda n, v: v.strip().lower()),
+    "WRAPGATE_METRICS_TOKEN": ("metrics_token", lambda n, v: v or None),
 }
 
 
@@ -122,9 +126,9 @@ def _from_file(path: str) -> dict[str, Any]:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
     except OSError as exc:
-        raise ConfigurationError(f"STACKGATE_CONFIG {path!r} cannot be read: {exc.strerror}") from None
+        raise ConfigurationError(f"WRAPGATE_CONFIG {path!r} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"STACKGATE_CONFIG {path!r} is not valid TOML: {exc}") from None
+        raise ConfigurationError(f"WRAPGATE_CONFIG {path!r} is not valid TOML: {exc}") from None
     known = {f.name for f in dataclasses.fields(Settings)}
     unknown = sorted(set(raw) - known - {"system_token"})
     if unknown:
@@ -135,9 +139,8 @@ def _from_file(path: str) -> dict[str, Any]:
     return values
 
 
-def load(env: Mapping[str, str] | None = None, *, require_token: bool = True,
-         **overrides: Any) -> Settings:
-    """Settings from ``STACKGATE_CONFIG`` (TOML), the environment, then ``overrides``.
+def load(env: Mapping[str, str] | None = None, *, require_token: bool = True, **overrides: Any) -> Settings:
+    """Settings from ``WRAPGATE_CONFIG`` (TOML), the environment, then ``overrides``.
 
     Raises :class:`ConfigurationError` with a message for a person when the
     result cannot be served with, first of all when no system token is set
@@ -145,16 +148,16 @@ def load(env: Mapping[str, str] | None = None, *, require_token: bool = True,
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    if env.get("STACKGATE_CONFIG"):
-        values.update(_from_file(env["STACKGATE_CONFIG"]))
+    if env.get("WRAPGATE_CONFIG"):
+        values.update(_from_file(env["WRAPGATE_CONFIG"]))
     for name, (setting, parse) in ENVIRONMENT.items():
         if name in env:
             values[setting] = parse(name, env[name])
     tokens = list(values.get("system_tokens") or ())
-    if env.get("STACKGATE_SYSTEM_TOKEN"):
-        tokens.extend(_split(env["STACKGATE_SYSTEM_TOKEN"]))
-    if env.get("STACKGATE_SYSTEM_TOKEN_FILE"):
-        tokens.extend(_read_token_file(env["STACKGATE_SYSTEM_TOKEN_FILE"]))
+    if env.get("WRAPGATE_SYSTEM_TOKEN"):
+        tokens.extend(_split(env["WRAPGATE_SYSTEM_TOKEN"]))
+    if env.get("WRAPGATE_SYSTEM_TOKEN_FILE"):
+        tokens.extend(_read_token_file(env["WRAPGATE_SYSTEM_TOKEN_FILE"]))
     values["system_tokens"] = tokens
     values.update(overrides)
     return _checked(values, require_token)
@@ -164,20 +167,21 @@ def _checked(values: dict[str, Any], require_token: bool = True) -> Settings:
     tokens = tuple(dict.fromkeys(str(t) for t in values.get("system_tokens") or () if t))
     if not tokens and require_token:
         raise ConfigurationError(
-            "no system token configured: set STACKGATE_SYSTEM_TOKEN (or "
-            "STACKGATE_SYSTEM_TOKEN_FILE, or system_tokens in STACKGATE_CONFIG) to the "
-            "token integrator.io sends as 'Authorization: Bearer <token>'")
+            "no system token configured: set WRAPGATE_SYSTEM_TOKEN (or "
+            "WRAPGATE_SYSTEM_TOKEN_FILE, or system_tokens in WRAPGATE_CONFIG) to the "
+            "token integrator.io sends as 'Authorization: Bearer <token>'"
+        )
     values["system_tokens"] = tokens
     aliases = dict(values.get("aliases") or {})
     for bare, wire in aliases.items():
         if not isinstance(wire, str) or not WIRE_NAME.match(wire):
             raise ConfigurationError(
-                f"alias {bare!r} must map to a wire name '<connector>.<function>', got {wire!r}")
+                f"alias {bare!r} must map to a wire name '<connector>.<function>', got {wire!r}"
+            )
     values["aliases"] = aliases
     diy = values.get("diy", True)
     values["diy"] = diy if isinstance(diy, bool) else tuple(diy)
-    values["connector_ids"] = {str(k): tuple(v) for k, v in
-                               dict(values.get("connector_ids") or {}).items()}
+    values["connector_ids"] = {str(k): tuple(v) for k, v in dict(values.get("connector_ids") or {}).items()}
     if values.get("plugins") is not None:
         values["plugins"] = tuple(values["plugins"])
     levels = {}
@@ -192,7 +196,7 @@ def _checked(values: dict[str, Any], require_token: bool = True) -> Settings:
     if settings.limiter not in ("local", "redis", "none"):
         raise ConfigurationError(f"limiter must be local, redis or none, got {settings.limiter!r}")
     if settings.limiter == "redis" and not settings.redis_url:
-        raise ConfigurationError("limiter 'redis' needs STACKGATE_REDIS_URL")
+        raise ConfigurationError("limiter 'redis' needs WRAPGATE_REDIS_URL")
     if settings.limiter_failure not in ("closed", "local"):
         raise ConfigurationError(f"limiter_failure must be closed or local, got {settings.limiter_failure!r}")
     if settings.log_format not in ("json", "console"):

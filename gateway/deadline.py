@@ -2,18 +2,20 @@
 
 Under gevent (the production worker class) the call runs in the request's own
 greenlet inside a ``gevent.Timeout``, which interrupts it at its next I/O: the
-external request is really abandoned. Anywhere else (``stackgate call``, sync
+external request is really abandoned. Anywhere else (``wrapgate call``, sync
 workers, tests in-process) threads cannot be interrupted, so the call runs in
 a daemon thread and the caller stops waiting at the deadline; the thread runs
 to its end in the background. Either way the caller gets
 :class:`~gateway.errors.DeadlineExceeded` at the deadline.
 """
+
 from __future__ import annotations
 
 import contextvars
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import DeadlineExceeded
 

@@ -5,9 +5,11 @@ Plugins raise these (or any other exception); the core turns each into
 
 This module sits at the bottom of the core: it imports nothing of ``gateway``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 class GatewayError(Exception):
@@ -22,9 +24,15 @@ class GatewayError(Exception):
     status = 422
     code = "error"
 
-    def __init__(self, message: str = "", *, code: str | None = None,
-                 status: int | None = None, errors: Iterable[dict] | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        errors: Iterable[dict] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         if code is not None:
@@ -42,6 +50,7 @@ class GatewayError(Exception):
 
 
 # -- Errors a plugin raises -------------------------------------------------
+
 
 class CredentialsRefused(GatewayError):
     """The external system refused the connection's credentials.
@@ -74,14 +83,14 @@ class RecordError(GatewayError):
 
 # -- Errors the core raises -------------------------------------------------
 
+
 class Unauthorized(GatewayError):
     status = 401
     code = "unauthorized"
 
     def __init__(self):
         # Exactly the reference's answer, header included.
-        super().__init__("Invalid system token.",
-                         headers={"WWW-Authenticate": "invalid system token"})
+        super().__init__("Invalid system token.", headers={"WWW-Authenticate": "invalid system token"})
 
 
 class InvalidRequest(GatewayError):
@@ -93,8 +102,9 @@ class InvalidRequest(GatewayError):
 class FunctionNotFound(GatewayError):
     code = "invalid_function"
 
-    def __init__(self, message: str = "The function passed in the extension options "
-                 "doesn't map to a function."):
+    def __init__(
+        self, message: str = "The function passed in the extension options doesn't map to a function."
+    ):
         super().__init__(message)
 
 
@@ -141,6 +151,7 @@ class ConfigurationError(Exception):
 
 
 # -- The one place errors are shaped ---------------------------------------
+
 
 def entry_from_exception(exc: BaseException) -> dict[str, str]:
     """``{"code", "message"}`` of any exception, as the reference shapes a

@@ -1,9 +1,10 @@
 """gunicorn settings of the gateway, one reason per line.
 
 ``config/gunicorn.conf.py`` (the production entry) imports this module, and
-``stackgate serve`` runs gunicorn with it, so both run the same server.
+``wrapgate serve`` runs gunicorn with it, so both run the same server.
 Every value can be set from the environment; defaults suit a 2-core container.
 """
+
 import multiprocessing
 import os
 
@@ -28,8 +29,8 @@ def _env_number(name, default, kind=int):
 
 
 # -- Socket -------------------------------------------------------------------
-# Listen on every interface of the container; STACKGATE_BIND overrides (host:port).
-bind = [os.environ.get("STACKGATE_BIND", "0.0.0.0:" + os.environ.get("PORT", "8000"))]
+# Listen on every interface of the container; WRAPGATE_BIND overrides (host:port).
+bind = [os.environ.get("WRAPGATE_BIND", "0.0.0.0:" + os.environ.get("PORT", "8000"))]
 # Connections the kernel queues while every worker is busy accepting.
 backlog = 2048
 
@@ -40,18 +41,18 @@ backlog = 2048
 # connection at its limit of 25 slow calls wait beside other connections' pings.
 # gateway.worker adds a drain to gunicorn's gevent worker (readyz 503 first,
 # idle keep-alive connections closed): see its docstring.
-worker_class = os.environ.get("STACKGATE_WORKER_CLASS", "gateway.worker.StackgateWorker")
+worker_class = os.environ.get("WRAPGATE_WORKER_CLASS", "gateway.worker.WrapgateWorker")
 # One worker per core the container may use: serialising large pages is CPU work,
-# more processes than cores only adds memory. STACKGATE_WORKERS (or WEB_CONCURRENCY) overrides.
-workers = _env_number("STACKGATE_WORKERS", _env_number("WEB_CONCURRENCY", _cores()))
+# more processes than cores only adds memory. WRAPGATE_WORKERS (or WEB_CONCURRENCY) overrides.
+workers = _env_number("WRAPGATE_WORKERS", _env_number("WEB_CONCURRENCY", _cores()))
 # Greenlets (simultaneous calls) per worker; the gateway's own in-flight cap
-# (STACKGATE_MAX_IN_FLIGHT) answers 503 before this queue would form.
-worker_connections = _env_number("STACKGATE_WORKER_CONNECTIONS", 1000)
+# (WRAPGATE_MAX_IN_FLIGHT) answers 503 before this queue would form.
+worker_connections = _env_number("WRAPGATE_WORKER_CONNECTIONS", 1000)
 # Plugins load in each worker after gevent has patched the standard library.
 preload_app = False
 
 # -- Timeouts (PROTOCOL.md: a call of up to 5 minutes must never be cut) ---------
-_call_timeout = _env_number("STACKGATE_CALL_TIMEOUT", 300.0, float)
+_call_timeout = _env_number("WRAPGATE_CALL_TIMEOUT", 300.0, float)
 # A gevent worker's heartbeat only stops when CPU work blocks its loop; the
 # master kills a worker silent this long. Above the call deadline, so that
 # even a plugin stuck in a C call for a whole call is answered, not killed.
@@ -59,35 +60,38 @@ timeout = int(_call_timeout) + 30
 # On SIGTERM or a reload, in-flight calls get this long to finish. Above the
 # call deadline: a deploy never cuts a call. The container's stop grace period
 # must be longer still (docker-compose.yml: stop_grace_period).
-graceful_timeout = _env_number("STACKGATE_GRACEFUL_TIMEOUT", int(_call_timeout) + 10)
+graceful_timeout = _env_number("WRAPGATE_GRACEFUL_TIMEOUT", int(_call_timeout) + 10)
 # Idle keep-alive sockets stay open longer than any common load balancer's idle
 # timeout (AWS ALB 60 s, nginx 75 s, GCP 600 s), so the balancer, never the
 # gateway, closes an idle connection and no request races a close.
-keepalive = _env_number("STACKGATE_KEEPALIVE", 620)
+keepalive = _env_number("WRAPGATE_KEEPALIVE", 620)
 
 # -- Logging --------------------------------------------------------------------
 # No access log: the app writes one JSON line per request with far more in it.
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("STACKGATE_LOG_LEVEL", "info").lower()
+loglevel = os.environ.get("WRAPGATE_LOG_LEVEL", "info").lower()
 # gunicorn's own lines (boot, worker exits, timeouts) in the app's JSON format, so a
 # log pipeline parses every line of the container the same way.
-if os.environ.get("STACKGATE_LOG_FORMAT", "json").lower() == "json":
+if os.environ.get("WRAPGATE_LOG_FORMAT", "json").lower() == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "gateway.logs.JsonFormatter"}},
-        "handlers": {name: {"class": "logging.StreamHandler", "formatter": "json", "stream": stream}
-                     for name, stream in (("console", "ext://sys.stdout"), ("error_console", "ext://sys.stderr"))},
-        "loggers": {"gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"],
-                                       "propagate": False}},
+        "handlers": {
+            name: {"class": "logging.StreamHandler", "formatter": "json", "stream": stream}
+            for name, stream in (("console", "ext://sys.stdout"), ("error_console", "ext://sys.stderr"))
+        },
+        "loggers": {
+            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False}
+        },
     }
 
 # -- Mechanics --------------------------------------------------------------------
 # Workers' heartbeat files in memory, not on a container's overlay disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Proxy headers are trusted only from the local network's balancer.
-forwarded_allow_ips = os.environ.get("STACKGATE_FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = os.environ.get("WRAPGATE_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 # gunicorn's control socket sits at one fixed path per user; several gateways
 # on one host (tests, blue/green) would fight over it, and nothing here uses it.
@@ -119,7 +123,7 @@ def _start_metrics_dir(server):
             if name.endswith(".db"):
                 os.unlink(os.path.join(folder, name))
     else:
-        folder = _metrics_dir = tempfile.mkdtemp(prefix="stackgate-metrics-")
+        folder = _metrics_dir = tempfile.mkdtemp(prefix="wrapgate-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     server.log.info("metrics samples in %s", folder)
 
@@ -141,11 +145,11 @@ def _start_arbiter(server):
 
     try:
         settings = config.load(require_token=False)
-    except Exception:  # the app reports a bad configuration itself, by name
+    except Exception:  # noqa: BLE001 - the app reports a bad configuration itself, by name
         return
     if settings.limiter == "local" and not settings.limiter_socket:
         _arbiter = arbiter.Supervisor(server.log).start()
-        os.environ["STACKGATE_LIMITER_SOCKET"] = _arbiter.path
+        os.environ["WRAPGATE_LIMITER_SOCKET"] = _arbiter.path
         server.log.info("local limiter arbiter pid %s at %s", _arbiter.proc.pid, _arbiter.path)
 
 

@@ -1,25 +1,25 @@
-"""The plugin contract: what a stackgate connector implements.
+"""The plugin contract: what a wrapgate connector implements.
 
 A connector is one plugin object (usually a module) published on the
-``stackgate`` entry-point group; the entry point's name is the connector's
+``wrapgate`` entry-point group; the entry point's name is the connector's
 name, and its functions are called over the wire as ``<name>.<function>``::
 
     # setup.cfg
     [options.entry_points]
-    stackgate =
-        acme = stackgate_acme.connector
+    wrapgate =
+        acme = wrapgate_acme.connector
 
-    # stackgate_acme/connector.py
+    # wrapgate_acme/connector.py
     from gateway import hookimpl
     from gateway.errors import CredentialsRefused
 
     @hookimpl
-    def stackgate_ping(unencrypted, encrypted):
+    def wrapgate_ping(unencrypted, encrypted):
         if not acme_client(unencrypted, encrypted).authenticate():
             raise CredentialsRefused("Acme refused the API key.")
 
     @hookimpl
-    def stackgate_export(configuration, state):
+    def wrapgate_export(configuration, state):
         page = acme_client().list(cursor=state)
         return {"data": page.items, "lastPage": page.next is None, "state": page.next}
 
@@ -29,7 +29,7 @@ Rules every hook shares:
   arguments it needs, by name (pluggy checks the names when the plugin loads).
 * ``connection`` is the connection resource integrator.io sent, untouched.
   ``unencrypted`` and ``encrypted`` are its two sections, already validated and
-  loaded by the schemas of :func:`stackgate_connection_schemas` when the
+  loaded by the schemas of :func:`wrapgate_connection_schemas` when the
   connector declares them (plain dicts otherwise, ``{}`` when absent).
 * ``context`` is a :class:`gateway.calls.CallContext`: request id, wire name,
   connection id, the call's deadline and a logger whose records carry them.
@@ -48,13 +48,15 @@ Rules every hook shares:
 * Calls run in gunicorn workers that serve many calls at once (gevent): use
   blocking I/O freely (it is cooperative), keep CPU-heavy loops short.
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pluggy
 
-PROJECT = "stackgate"
+PROJECT = "wrapgate"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -67,20 +69,21 @@ KINDS = ("ping", "export", "import")
 # Describing a connector
 # ---------------------------------------------------------------------------
 
+
 @hookspec(firstresult=True)
-def stackgate_functions() -> Mapping[str, str] | None:
+def wrapgate_functions() -> Mapping[str, str] | None:
     """Further named functions of this connector, beyond ``ping``, ``export``
     and ``import``.
 
     :returns: a mapping of function name to kind (``"ping"``, ``"export"`` or
         ``"import"``), e.g. ``{"exportOrders": "export"}``. ``<name>.exportOrders``
-        is then served by :func:`stackgate_export` with ``function="exportOrders"``
+        is then served by :func:`wrapgate_export` with ``function="exportOrders"``
         and checked as an export. Names are identifiers (letters, digits, ``_``).
     """
 
 
 @hookspec(firstresult=True)
-def stackgate_connection_schemas() -> Mapping[str, Any] | None:
+def wrapgate_connection_schemas() -> Mapping[str, Any] | None:
     """marshmallow schemas of the connection's sections.
 
     :returns: ``{"unencrypted": Schema(), "encrypted": Schema()}`` (either may
@@ -91,12 +94,12 @@ def stackgate_connection_schemas() -> Mapping[str, Any] | None:
 
 
 @hookspec(firstresult=True)
-def stackgate_configuration_schema(function: str) -> Any | None:
+def wrapgate_configuration_schema(function: str) -> Any | None:
     """marshmallow schema of the export's or import's ``configuration``.
 
     :param function: the function called (``"export"``, ``"exportOrders"``...).
     :returns: a Schema instance, or None for no validation. The loaded result
-        is what :func:`stackgate_export` / :func:`stackgate_import` receive as
+        is what :func:`wrapgate_export` / :func:`wrapgate_import` receive as
         ``configuration``. Asked once per function and kept: the answer may
         depend on ``function`` only.
     """
@@ -106,9 +109,11 @@ def stackgate_configuration_schema(function: str) -> Any | None:
 # Wrapper functions
 # ---------------------------------------------------------------------------
 
+
 @hookspec(firstresult=True)
-def stackgate_ping(function: str, connection: Mapping, unencrypted: Any, encrypted: Any,
-                   options: Mapping, context: Any) -> Mapping | None:
+def wrapgate_ping(
+    function: str, connection: Mapping, unencrypted: Any, encrypted: Any, options: Mapping, context: Any
+) -> Mapping | None:
     """Check that the connection works: ``<name>.ping``.
 
     :returns: None or ``{"statusCode": 200}`` when it works.
@@ -119,11 +124,23 @@ def stackgate_ping(function: str, connection: Mapping, unencrypted: Any, encrypt
 
 
 @hookspec(firstresult=True)
-def stackgate_export(function: str, connection: Mapping, unencrypted: Any, encrypted: Any,
-                     configuration: Any, type: str | None, delta: Mapping | None,
-                     once: Mapping | None, test: Mapping | None, state: Any,
-                     data: list | None, settings: Any, bearerToken: str | None,
-                     options: Mapping, context: Any) -> Mapping:
+def wrapgate_export(
+    function: str,
+    connection: Mapping,
+    unencrypted: Any,
+    encrypted: Any,
+    configuration: Any,
+    type: str | None,
+    delta: Mapping | None,
+    once: Mapping | None,
+    test: Mapping | None,
+    state: Any,
+    data: list | None,
+    settings: Any,
+    bearerToken: str | None,
+    options: Mapping,
+    context: Any,
+) -> Mapping:
     """Return one page of records: ``<name>.export``.
 
     :param type: ``"delta"``, ``"once"``, ``"test"`` or None (all records).
@@ -142,10 +159,19 @@ def stackgate_export(function: str, connection: Mapping, unencrypted: Any, encry
 
 
 @hookspec(firstresult=True)
-def stackgate_import(function: str, connection: Mapping, unencrypted: Any, encrypted: Any,
-                     configuration: Any, preMapData: list | None, postMapData: list,
-                     settings: Any, bearerToken: str | None, options: Mapping,
-                     context: Any) -> list:
+def wrapgate_import(
+    function: str,
+    connection: Mapping,
+    unencrypted: Any,
+    encrypted: Any,
+    configuration: Any,
+    preMapData: list | None,
+    postMapData: list,
+    settings: Any,
+    bearerToken: str | None,
+    options: Mapping,
+    context: Any,
+) -> list:
     """Write a batch of records: ``<name>.import``.
 
     :param postMapData: the records to write (after mapping).

@@ -11,22 +11,26 @@ The masking happens where records are made (a log record factory), not in a
 handler: whatever handler a library or gunicorn attaches, it never sees a
 record with a secret in it.
 """
+
 from __future__ import annotations
 
 import contextvars
 import datetime
 import logging
 import sys
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 
 from .scrub import NOTHING, Scrubber
 
 # Read-only default: bind() always sets a fresh dict, so no call ever shares one.
-_CALL: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("stackgate_call", default=MappingProxyType({}))
-_SCRUBBER: contextvars.ContextVar[Scrubber] = contextvars.ContextVar("stackgate_scrubber", default=NOTHING)
+_CALL: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "wrapgate_call", default=MappingProxyType({})
+)
+_SCRUBBER: contextvars.ContextVar[Scrubber] = contextvars.ContextVar("wrapgate_scrubber", default=NOTHING)
 
 #: Attributes every LogRecord has; anything else on a record is an extra field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -48,7 +52,6 @@ def reset() -> None:
     _SCRUBBER.set(NOTHING)
 
 
-
 _base_factory = logging.getLogRecordFactory()
 
 
@@ -64,7 +67,7 @@ def _make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
 def _stamp(record: logging.LogRecord, fields: dict[str, Any]) -> None:
     # One attribute, not one per field: a plugin's own `extra={"function": ...}`
     # must not collide with ours (logging refuses to overwrite record attributes).
-    record.stackgate = fields
+    record.wrapgate = fields
     scrubber = _SCRUBBER.get()
     if scrubber:
         record.msg = scrubber.scrub(record.getMessage())
@@ -78,17 +81,23 @@ def _stamp(record: logging.LogRecord, fields: dict[str, Any]) -> None:
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
     """The call's fields, then the record's own extras (which win)."""
-    extra = dict(getattr(record, "stackgate", None) or {})
-    extra.update({k: v for k, v in vars(record).items()
-                  if k not in _STANDARD and k != "stackgate" and not k.startswith("_")})
+    extra = dict(getattr(record, "wrapgate", None) or {})
+    extra.update(
+        {
+            k: v
+            for k, v in vars(record).items()
+            if k not in _STANDARD and k != "wrapgate" and not k.startswith("_")
+        }
+    )
     return extra
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc)
-            .isoformat(timespec="milliseconds"),
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

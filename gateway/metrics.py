@@ -10,14 +10,21 @@ Labels are chosen for bounded cardinality: connector and function names come
 from the loaded plugins, outcomes from the gateway's error codes, connection
 ids from integrator.io's connections; never a path or a value a client made up.
 """
+
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest)
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 # Wrapper calls run from milliseconds (ping) to minutes (a slow export).
@@ -37,22 +44,56 @@ class Metrics:
         # In multiprocess mode samples live in files, not in a registry object.
         self.registry = None if self.multiprocess else CollectorRegistry()
         kw: dict[str, Any] = {"registry": self.registry}
-        self.calls = Counter("stackgate_calls", "Wrapper calls answered, by connector, function and outcome "
-                             "(ok, or the error code)", ["connector", "function", "outcome"], **kw)
-        self.latency = Histogram("stackgate_call_duration_seconds", "Time to answer a wrapper call",
-                                 ["connector", "function"], buckets=LATENCY_BUCKETS, **kw)
-        self.response_bytes = Histogram("stackgate_response_bytes", "Size of answers to wrapper calls",
-                                        ["connector", "function"], buckets=SIZE_BUCKETS, **kw)
-        self.http = Counter("stackgate_http_requests", "HTTP requests by route and status",
-                            ["route", "status"], **kw)
-        self.in_flight_gauge = Gauge("stackgate_connection_in_flight", "Calls of a connection running now",
-                               ["connection"], multiprocess_mode="livesum", **kw)
-        self.waiting_gauge = Gauge("stackgate_connection_waiting", "Calls of a connection waiting for a slot",
-                             ["connection"], multiprocess_mode="livesum", **kw)
-        self.rejected_total = Counter("stackgate_concurrency_rejections", "Calls answered 429 "
-                                      "concurrency_limit_exceeded", ["connection"], **kw)
-        self.plugin_loaded = Gauge("stackgate_plugin_loaded", "1 when the plugin loaded, 0 when it failed",
-                                   ["plugin"], multiprocess_mode="max", **kw)
+        self.calls = Counter(
+            "wrapgate_calls",
+            "Wrapper calls answered, by connector, function and outcome (ok, or the error code)",
+            ["connector", "function", "outcome"],
+            **kw,
+        )
+        self.latency = Histogram(
+            "wrapgate_call_duration_seconds",
+            "Time to answer a wrapper call",
+            ["connector", "function"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
+        self.response_bytes = Histogram(
+            "wrapgate_response_bytes",
+            "Size of answers to wrapper calls",
+            ["connector", "function"],
+            buckets=SIZE_BUCKETS,
+            **kw,
+        )
+        self.http = Counter(
+            "wrapgate_http_requests", "HTTP requests by route and status", ["route", "status"], **kw
+        )
+        self.in_flight_gauge = Gauge(
+            "wrapgate_connection_in_flight",
+            "Calls of a connection running now",
+            ["connection"],
+            multiprocess_mode="livesum",
+            **kw,
+        )
+        self.waiting_gauge = Gauge(
+            "wrapgate_connection_waiting",
+            "Calls of a connection waiting for a slot",
+            ["connection"],
+            multiprocess_mode="livesum",
+            **kw,
+        )
+        self.rejected_total = Counter(
+            "wrapgate_concurrency_rejections",
+            "Calls answered 429 concurrency_limit_exceeded",
+            ["connection"],
+            **kw,
+        )
+        self.plugin_loaded = Gauge(
+            "wrapgate_plugin_loaded",
+            "1 when the plugin loaded, 0 when it failed",
+            ["plugin"],
+            multiprocess_mode="max",
+            **kw,
+        )
 
         # Labelled children by label values: prometheus_client's labels() costs more
         # than the increment itself, on every call.
@@ -95,4 +136,3 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-

@@ -5,6 +5,7 @@ connector's declared section and configuration schemas are added as
 components (``<connector>.unencrypted``, ``<connector>.export.configuration``...),
 so a client, a fuzzer or a person reads one document for the whole stack.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,50 +31,132 @@ ERRORS = {
 
 
 def _error_responses(*codes: str) -> dict[str, Any]:
-    return {code: {"description": ERRORS[code], "content": {"application/json": {"schema": "ErrorBody"}}}
-            for code in codes}
+    return {
+        code: {"description": ERRORS[code], "content": {"application/json": {"schema": "ErrorBody"}}}
+        for code in codes
+    }
 
 
 def build(registry: Registry) -> dict[str, Any]:
-    spec = APISpec(title="stackgate", version=__version__, openapi_version="3.0.3",
-                   plugins=[MarshmallowPlugin()],
-                   info={"description": "integrator.io Server stack: wrapper functions of connector plugins, "
-                                        "called as POST /function."})
-    for name, schema in (("ExtensionOptions", schemas.ExtensionOptions), ("ErrorEntry", schemas.ErrorEntry),
-                         ("ErrorBody", schemas.ErrorBody), ("PingResult", schemas.PingResult),
-                         ("ExportResult", schemas.ExportResult), ("ImportEntry", schemas.ImportEntry),
-                         ("Health", schemas.Health)):
+    spec = APISpec(
+        title="wrapgate",
+        version=__version__,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": "integrator.io Server stack: wrapper functions of connector plugins, "
+            "called as POST /function."
+        },
+    )
+    for name, schema in (
+        ("ExtensionOptions", schemas.ExtensionOptions),
+        ("ErrorEntry", schemas.ErrorEntry),
+        ("ErrorBody", schemas.ErrorBody),
+        ("PingResult", schemas.PingResult),
+        ("ExportResult", schemas.ExportResult),
+        ("ImportEntry", schemas.ImportEntry),
+        ("Health", schemas.Health),
+    ):
         spec.components.schema(name, schema=schema)
     spec.components.security_scheme("systemToken", {"type": "http", "scheme": "bearer"})
     _connector_components(spec, registry)
     functions = sorted(f for c in registry.describe() if c["loaded"] for f in c["functions"])
-    spec.path(path="/function", operations={"post": {
-        "summary": "Call a wrapper function",
-        "description": "function: '<connector>.<function>' (served here: " + (", ".join(functions) or "none") + ")",
-        "security": [{"systemToken": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": "ExtensionOptions"}}},
-        "responses": {
-            "200": {"description": "The function's result", "content": {"application/json": {"schema": {
-                "oneOf": [{"$ref": "#/components/schemas/PingResult"},
-                          {"$ref": "#/components/schemas/ExportResult"},
-                          {"type": "array", "items": {"$ref": "#/components/schemas/ImportEntry"}}]}}}},
-            **_error_responses("400", "401", "413", "422", "429", "500", "503", "504"),
-        }}})
-    health = {"get": {"summary": "Health", "responses": {
-        "200": {"description": "Up", "content": {"application/json": {"schema": "Health"}}}}}}
+    spec.path(
+        path="/function",
+        operations={
+            "post": {
+                "summary": "Call a wrapper function",
+                "description": "function: '<connector>.<function>' (served here: "
+                + (", ".join(functions) or "none")
+                + ")",
+                "security": [{"systemToken": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": "ExtensionOptions"}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "The function's result",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/PingResult"},
+                                        {"$ref": "#/components/schemas/ExportResult"},
+                                        {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/ImportEntry"},
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    **_error_responses("400", "401", "413", "422", "429", "500", "503", "504"),
+                },
+            }
+        },
+    )
+    health = {
+        "get": {
+            "summary": "Health",
+            "responses": {
+                "200": {"description": "Up", "content": {"application/json": {"schema": "Health"}}}
+            },
+        }
+    }
     spec.path(path="/", operations=health)
     spec.path(path="/healthCheck", operations=health)
-    spec.path(path="/livez", operations={"get": {"summary": "Liveness", "responses": {
-        "200": {"description": "The process serves"}}}})
-    spec.path(path="/readyz", operations={"get": {"summary": "Readiness", "responses": {
-        "200": {"description": "Ready for calls"}, "503": {
-            "description": "Draining before shutdown (terminating)",
-            "content": {"application/json": {"schema": "ErrorBody"}}}}}})
-    spec.path(path="/metrics", operations={"get": {"summary": "Prometheus metrics", "responses": {
-        "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
-        **_error_responses("401")}}})
-    spec.path(path="/openapi.json", operations={"get": {"summary": "This document", "responses": {
-        "200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}}}})
+    spec.path(
+        path="/livez",
+        operations={
+            "get": {"summary": "Liveness", "responses": {"200": {"description": "The process serves"}}}
+        },
+    )
+    spec.path(
+        path="/readyz",
+        operations={
+            "get": {
+                "summary": "Readiness",
+                "responses": {
+                    "200": {"description": "Ready for calls"},
+                    "503": {
+                        "description": "Draining before shutdown (terminating)",
+                        "content": {"application/json": {"schema": "ErrorBody"}},
+                    },
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/metrics",
+        operations={
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_error_responses("401"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/openapi.json",
+        operations={
+            "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+    )
     return spec.to_dict()
 
 

@@ -1,24 +1,26 @@
 """Finding, loading and addressing connector plugins.
 
-Each entry point of the ``stackgate`` group loads on its own: one that fails
+Each entry point of the ``wrapgate`` group loads on its own: one that fails
 to import or to register is recorded with its reason (and logged loudly) while
 the rest keep serving; ``strict`` turns any failure into a refusal to start.
-A plugin that implements a call hook (``stackgate_ping``/``_export``/``_import``)
-or ``stackgate_functions`` is a *connector*, named by its entry point; other
+A plugin that implements a call hook (``wrapgate_ping``/``_export``/``_import``)
+or ``wrapgate_functions`` is a *connector*, named by its entry point; other
 plugins are extensions that may only wrap calls.
 
 Each connector gets its own hook callers from which every other connector is
 removed (:meth:`pluggy.PluginManager.subset_hook_caller`), so a call reaches
 exactly the connector its wire name selects, plus any wrapping extensions.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
 import logging
 import re
 import traceback
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pluggy
 
@@ -27,7 +29,7 @@ from .errors import ConfigurationError
 
 log = logging.getLogger("gateway.plugins")
 
-CALL_HOOKS = {kind: f"stackgate_{kind}" for kind in hookspecs.KINDS}
+CALL_HOOKS = {kind: f"wrapgate_{kind}" for kind in hookspecs.KINDS}
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -57,9 +59,14 @@ class Connector:
         return self._configuration_schemas[function]
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "package": self.package, "version": self.version,
-                "functions": [f"{self.name}.{fn}" for fn in sorted(self.functions)],
-                "loaded": self.error is None, "error": self.error}
+        return {
+            "name": self.name,
+            "package": self.package,
+            "version": self.version,
+            "functions": [f"{self.name}.{fn}" for fn in sorted(self.functions)],
+            "loaded": self.error is None,
+            "error": self.error,
+        }
 
 
 class Registry:
@@ -82,32 +89,38 @@ class Registry:
                 continue
             if ep.name in seen:
                 # Two distributions claim the same name: serving either would surprise someone.
-                self._fail(ep.name, f"entry point {ep.name!r} is installed twice "
-                           f"(also by {_dist_name(ep)}); uninstall one", dist=ep.dist)
+                self._fail(
+                    ep.name,
+                    f"entry point {ep.name!r} is installed twice (also by {_dist_name(ep)}); uninstall one",
+                    dist=ep.dist,
+                )
                 continue
             seen.add(ep.name)
             try:
                 plugin = ep.load()
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin may raise anything on import
                 # The traceback points at the import that broke, inside the plugin.
-                self._fail(ep.name, f"import of {ep.value!r} failed: {_reason(exc)}", dist=ep.dist,
-                           exc=exc)
+                self._fail(ep.name, f"import of {ep.value!r} failed: {_reason(exc)}", dist=ep.dist, exc=exc)
                 continue
             self.register(plugin, ep.name, dist=ep.dist)
         if allowed is not None:
             for name in sorted(allowed - seen):
-                self._fail(name, f"STACKGATE_PLUGINS names {name!r}, but no installed "
-                           f"distribution provides a '{hookspecs.PROJECT}' entry point of that name")
+                self._fail(
+                    name,
+                    f"WRAPGATE_PLUGINS names {name!r}, but no installed "
+                    f"distribution provides a '{hookspecs.PROJECT}' entry point of that name",
+                )
         failed = [c for c in self.connectors.values() if c.error]
         if strict and failed:
-            raise ConfigurationError("plugins failed to load (strict mode): " + "; ".join(
-                f"{c.name}: {c.error}" for c in failed))
+            raise ConfigurationError(
+                "plugins failed to load (strict mode): " + "; ".join(f"{c.name}: {c.error}" for c in failed)
+            )
 
     def register(self, plugin: Any, name: str, dist: Any = None) -> Connector | None:
         """Register one plugin object under ``name`` (tests and embedding call this too)."""
         try:
             self.pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy validation, duplicate names
+        except Exception as exc:  # noqa: BLE001 - pluggy validation, duplicate names
             return self._fail(name, f"registration failed: {_reason(exc)}", dist=dist)
         try:
             self.pm.check_pending()  # a hookimpl with no spec is a typo: refuse the plugin
@@ -115,18 +128,21 @@ class Registry:
             self.pm.unregister(plugin)
             return self._fail(name, f"registration failed: {_reason(exc)}", dist=dist)
         kinds = [k for k, hook in CALL_HOOKS.items() if self._implements(plugin, hook)]
-        extras = self._implements(plugin, "stackgate_functions")
+        extras = self._implements(plugin, "wrapgate_functions")
         if not kinds and not extras:
             self.extensions.append(name)
             self._rebuild_callers()
             return None
-        connector = Connector(name=name, plugin=plugin, package=_dist_name(dist) if dist else None,
-                              version=dist.version if dist else None)
+        connector = Connector(
+            name=name,
+            plugin=plugin,
+            package=_dist_name(dist) if dist else None,
+            version=dist.version if dist else None,
+        )
         try:
             connector.functions = {kind: kind for kind in kinds}
             connector.functions.update(self._extra_functions(plugin, name, kinds))
-            schemas = self.pm.subset_hook_caller("stackgate_connection_schemas",
-                                                 self._others(plugin))()
+            schemas = self.pm.subset_hook_caller("wrapgate_connection_schemas", self._others(plugin))()
             connector.schemas = dict(schemas or {})
         except Exception as exc:  # noqa: BLE001
             self.pm.unregister(plugin)
@@ -137,9 +153,9 @@ class Registry:
         return connector
 
     def _extra_functions(self, plugin: Any, name: str, kinds: list[str]) -> dict[str, str]:
-        if not self._implements(plugin, "stackgate_functions"):
+        if not self._implements(plugin, "wrapgate_functions"):
             return {}
-        declared = self.pm.subset_hook_caller("stackgate_functions", self._others(plugin))() or {}
+        declared = self.pm.subset_hook_caller("wrapgate_functions", self._others(plugin))() or {}
         extra = {}
         for fn, kind in dict(declared).items():
             if not isinstance(fn, str) or not _FUNCTION_NAME.match(fn):
@@ -152,29 +168,40 @@ class Registry:
         return extra
 
     def _fail(self, name: str, reason: str, dist: Any = None, exc: BaseException | None = None) -> None:
-        log.error("connector %s is unavailable: %s", name, reason,
-                  exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None)
-        self.connectors[name] = Connector(name=name, package=_dist_name(dist) if dist else None,
-                                          version=getattr(dist, "version", None), error=reason)
+        log.error(
+            "connector %s is unavailable: %s",
+            name,
+            reason,
+            exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
+        )
+        self.connectors[name] = Connector(
+            name=name,
+            package=_dist_name(dist) if dist else None,
+            version=getattr(dist, "version", None),
+            error=reason,
+        )
         return None
 
     def _implements(self, plugin: Any, hook: str) -> bool:
-        return any(impl.plugin is plugin and not (impl.hookwrapper or impl.wrapper)
-                   for impl in getattr(self.pm.hook, hook).get_hookimpls())
+        return any(
+            impl.plugin is plugin and not (impl.hookwrapper or impl.wrapper)
+            for impl in getattr(self.pm.hook, hook).get_hookimpls()
+        )
 
     def _others(self, plugin: Any) -> list[Any]:
-        return [c.plugin for c in self.connectors.values()
-                if c.plugin is not None and c.plugin is not plugin]
+        return [c.plugin for c in self.connectors.values() if c.plugin is not None and c.plugin is not plugin]
 
     def _rebuild_callers(self) -> None:
         for connector in self.connectors.values():
             if connector.plugin is None:
                 continue
             others = self._others(connector.plugin)
-            connector.callers = {kind: self.pm.subset_hook_caller(hook, others)
-                                 for kind, hook in CALL_HOOKS.items()}
+            connector.callers = {
+                kind: self.pm.subset_hook_caller(hook, others) for kind, hook in CALL_HOOKS.items()
+            }
             connector.callers["configuration"] = self.pm.subset_hook_caller(
-                "stackgate_configuration_schema", others)
+                "wrapgate_configuration_schema", others
+            )
 
     # -- addressing ------------------------------------------------------
 

@@ -12,12 +12,14 @@ recently used are disposed beyond a bound::
 
 Keys are digests of the sections, so no secret is kept as a key.
 """
+
 from __future__ import annotations
 
 import collections
 import hashlib
 import threading
-from typing import Any, Callable, Generic, Mapping, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -25,12 +27,16 @@ T = TypeVar("T")
 
 
 class PerConnection(Generic[T]):
-    def __init__(self, create: Callable[[Mapping[str, Any], Mapping[str, Any]], T],
-                 dispose: Callable[[T], None] = lambda resource: None, capacity: int = 64):
+    def __init__(
+        self,
+        create: Callable[[Mapping[str, Any], Mapping[str, Any]], T],
+        dispose: Callable[[T], None] = lambda resource: None,
+        capacity: int = 64,
+    ):
         self._create = create
         self._dispose = dispose
         self.capacity = capacity
-        self._items: "collections.OrderedDict[str, T]" = collections.OrderedDict()
+        self._items: collections.OrderedDict[str, T] = collections.OrderedDict()
         self._lock = threading.Lock()
 
     @staticmethod

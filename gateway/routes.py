@@ -3,6 +3,7 @@
 The route only speaks HTTP: it checks the system token, parses the body and
 hands it to :meth:`gateway.calls.Gateway.call`, which owns the call itself.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -13,7 +14,7 @@ from . import openapi, serialize
 from .auth import presented_token
 from .errors import GatewayError, Unauthorized
 
-bp = Blueprint("stackgate", __name__)
+bp = Blueprint("wrapgate", __name__)
 
 _SUCCESS = serialize.dumps({"success": True})
 JSON = "application/json"
@@ -21,7 +22,7 @@ JSON = "application/json"
 
 def state():
     """The app's :class:`gateway.app.State` (plugins, settings, limiter...)."""
-    return current_app.extensions["stackgate"]
+    return current_app.extensions["wrapgate"]
 
 
 def new_request_id() -> str:
@@ -43,8 +44,9 @@ def function() -> Response:
         raise Unauthorized()
     if body is None:
         body = _parse_body()
-    answer = app_state.gateway.call(body, request_id=request.environ["stackgate.request_id"],
-                                    trace_id=request.headers.get("traceid"))
+    answer = app_state.gateway.call(
+        body, request_id=request.environ["wrapgate.request_id"], trace_id=request.headers.get("traceid")
+    )
     return Response(answer.body, status=answer.status, headers=dict(answer.headers), mimetype=JSON)
 
 
@@ -55,8 +57,9 @@ def _parse_body():
     try:
         return serialize.loads(data)
     except ValueError as exc:
-        raise GatewayError(f"Request body is not valid JSON: {exc}", code="invalid_json",
-                           status=400) from None
+        raise GatewayError(
+            f"Request body is not valid JSON: {exc}", code="invalid_json", status=400
+        ) from None
 
 
 @bp.get("/")
@@ -74,8 +77,14 @@ def livez() -> Response:
 def readyz() -> Response:
     app_state = state()
     if app_state.draining.is_set():
-        body = {"errors": [{"code": "terminating",
-                            "message": "The gateway is draining before shutdown; send new calls elsewhere."}]}
+        body = {
+            "errors": [
+                {
+                    "code": "terminating",
+                    "message": "The gateway is draining before shutdown; send new calls elsewhere.",
+                }
+            ]
+        }
         return Response(serialize.dumps(body), status=503, mimetype=JSON)
     return Response(serialize.dumps({"status": "ready"}), mimetype=JSON)
 

@@ -4,28 +4,39 @@ The same classes validate requests and feed the OpenAPI document, so the two
 cannot drift. The request checks follow the reference stack to the letter:
 its truthiness rules, its codes, its messages and its order (PROTOCOL.md).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validates_schema
 
 from .errors import InvalidRequest
 
 # The reference's messages, word for word (typos included: clients match them).
-NEED_DIY_OR_CONNECTOR = {"code": "missing_required_field",
-                         "message": "Need to set either the diy or _connectorId field in extension options."}
-DIY_NOT_SERVED = {"code": "missing_required_field",
-                  "message": "DIY is not configured in the extension configuration."}
-CONNECTOR_ID_NOT_SERVED = {"code": "invalid_field",
-                           "message": "The _connectorId set in the extension options does't match any "
-                                      "of the _connectorId's present in extension configuration."}
-FUNCTION_MISSING = {"code": "missing_required_field",
-                    "message": "Missing required field function in the extension options."}
-FUNCTION_NOT_STRING = {"code": "invalid_field",
-                       "message": "The function field in the extension options must be of type string."}
-OPTIONS_MISSING = {"code": "missing_required_field",
-                   "message": "Function options haven't been provided."}
+NEED_DIY_OR_CONNECTOR = {
+    "code": "missing_required_field",
+    "message": "Need to set either the diy or _connectorId field in extension options.",
+}
+DIY_NOT_SERVED = {
+    "code": "missing_required_field",
+    "message": "DIY is not configured in the extension configuration.",
+}
+CONNECTOR_ID_NOT_SERVED = {
+    "code": "invalid_field",
+    "message": "The _connectorId set in the extension options does't match any "
+    "of the _connectorId's present in extension configuration.",
+}
+FUNCTION_MISSING = {
+    "code": "missing_required_field",
+    "message": "Missing required field function in the extension options.",
+}
+FUNCTION_NOT_STRING = {
+    "code": "invalid_field",
+    "message": "The function field in the extension options must be of type string.",
+}
+OPTIONS_MISSING = {"code": "missing_required_field", "message": "Function options haven't been provided."}
 
 
 def _truthy(value: Any) -> bool:
@@ -43,15 +54,31 @@ class ExtensionOptions(Schema):
     class Meta:
         unknown = INCLUDE
 
-    diy = fields.Raw(allow_none=True, metadata={"type": "boolean", "description": "true for a DIY integration"})
-    _connectorId = fields.Raw(allow_none=True, data_key="_connectorId", metadata={
-        "type": "string", "description": "integration app id; one of diy / _connectorId is required"})
-    function = fields.Raw(allow_none=True, metadata={"type": "string", "description": "wire name '<connector>.<function>' "
-                                    "or a configured alias"})
+    diy = fields.Raw(
+        allow_none=True, metadata={"type": "boolean", "description": "true for a DIY integration"}
+    )
+    _connectorId = fields.Raw(
+        allow_none=True,
+        data_key="_connectorId",
+        metadata={
+            "type": "string",
+            "description": "integration app id; one of diy / _connectorId is required",
+        },
+    )
+    function = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "description": "wire name '<connector>.<function>' or a configured alias",
+        },
+    )
     type = fields.Raw(allow_none=True, metadata={"type": "string", "description": "'wrapper', or absent"})
-    options = fields.Raw(allow_none=True, metadata={"type": "object", "description": "the function's own arguments"})
-    maxResponseSize = fields.Raw(allow_none=True, metadata={"type": "integer",
-                                           "description": "bytes; 0 or absent means 5 MiB"})
+    options = fields.Raw(
+        allow_none=True, metadata={"type": "object", "description": "the function's own arguments"}
+    )
+    maxResponseSize = fields.Raw(
+        allow_none=True, metadata={"type": "integer", "description": "bytes; 0 or absent means 5 MiB"}
+    )
 
     def __init__(self, *, serves_diy: bool = True, connector_ids: Mapping | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -80,8 +107,9 @@ class ExtensionOptions(Schema):
             problems.append({"code": "invalid_field", "message": "options must be a JSON object."})
         size = data.get("maxResponseSize")
         if size not in (None, 0, "", False) and max_response_size(size, 1) is None:
-            problems.append({"code": "invalid_field",
-                             "message": "maxResponseSize must be a positive number of bytes."})
+            problems.append(
+                {"code": "invalid_field", "message": "maxResponseSize must be a positive number of bytes."}
+            )
         if problems:
             raise ValidationError(problems)
 
@@ -134,6 +162,7 @@ def validation_entries(messages: Any, prefix: str = "") -> list[dict[str, str]]:
 
 
 # -- Answers (used for the OpenAPI document) -----------------------------------
+
 
 class ErrorEntry(Schema):
     code = fields.String(required=True)

@@ -7,12 +7,14 @@ authorised it. A plugin that puts a password into an exception message, a
 log line or a result's ``errors`` gets it masked before anything leaves the
 process: the core runs every such text through :meth:`Scrubber.scrub`.
 """
+
 from __future__ import annotations
 
 import functools
 import re
 import urllib.parse
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import orjson
 
@@ -40,8 +42,12 @@ def _scalars(value: Any) -> Iterator[str]:
 def _forms(secret: str) -> set[str]:
     """The ways a secret shows up in text: as is, URL-encoded (in a DSN) and
     JSON-escaped (in a serialised payload)."""
-    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret),
-             orjson.dumps(secret).decode()[1:-1]}
+    forms = {
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        orjson.dumps(secret).decode()[1:-1],
+    }
     return {f for f in forms if f}
 
 

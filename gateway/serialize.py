@@ -5,6 +5,7 @@ orjson writes ``datetime``, ``date``, ``time`` (ISO 8601) and ``UUID`` itself;
 exact JSON number, ``bytes`` as base64, sets as arrays. Any other object is not
 serialisable and the call answers ``invalid_extension_response``.
 """
+
 from __future__ import annotations
 
 import base64

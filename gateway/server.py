@@ -1,8 +1,9 @@
-"""``stackgate serve``: gunicorn, configured by :mod:`gateway.gunicorn_conf`.
+"""``wrapgate serve``: gunicorn, configured by :mod:`gateway.gunicorn_conf`.
 
 The very settings ``config/gunicorn.conf.py`` gives production, so the
 embedded default and a container run the same server.
 """
+
 from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
@@ -16,8 +17,7 @@ class _Server(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        settings = {k: v for k, v in vars(gunicorn_conf).items()
-                    if k in self.cfg.settings and v is not None}
+        settings = {k: v for k, v in vars(gunicorn_conf).items() if k in self.cfg.settings and v is not None}
         settings.update(self._overrides)
         for key, value in settings.items():
             self.cfg.set(key, value)

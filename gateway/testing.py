@@ -1,4 +1,4 @@
-"""Test helpers for stackgate and its connector plugins: a real gunicorn, real HTTP.
+"""Test helpers for wrapgate and its connector plugins: a real gunicorn, real HTTP.
 
 A plugin's tests start the gateway exactly as production runs it and call
 their functions over the wire::
@@ -6,11 +6,12 @@ their functions over the wire::
     from gateway.testing import GatewayProcess
 
     def test_ping(tmp_path):
-        with GatewayProcess(tmp_path, env={"STACKGATE_PLUGINS": "acme"}) as gateway:
+        with GatewayProcess(tmp_path, env={"WRAPGATE_PLUGINS": "acme"}) as gateway:
             assert gateway.call("acme.ping", {"connection": {...}}).json() == {"statusCode": 200}
 
 Needs ``requests`` (the ``test`` extra). Everything listens on 127.0.0.1 only.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 TOKEN = "test-token-0123456789"
 
@@ -32,8 +34,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.05,
-               what: str = "condition") -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -44,8 +47,15 @@ def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0
         time.sleep(interval)
 
 
-def post(url: str, body: Any = None, token: str | None = TOKEN, data: bytes | None = None,
-         headers: dict | None = None, timeout: float = 30, **kwargs: Any):
+def post(
+    url: str,
+    body: Any = None,
+    token: str | None = TOKEN,
+    data: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float = 30,
+    **kwargs: Any,
+):
     """``POST <url>/function`` with a bearer token; the connection is closed afterwards."""
     import requests
 
@@ -58,8 +68,9 @@ def post(url: str, body: Any = None, token: str | None = TOKEN, data: bytes | No
     return requests.post(url + "/function", data=data, headers=all_headers, timeout=timeout, **kwargs)
 
 
-def export_pages(call: Callable[[str, dict], tuple[int, Any]], function: str, options: dict,
-                 limit: int = 100) -> list[dict]:
+def export_pages(
+    call: Callable[[str, dict], tuple[int, Any]], function: str, options: dict, limit: int = 100
+) -> list[dict]:
     """Every page of an export, asked for as integrator.io asks: ``state`` passed
     back until ``lastPage``. ``call`` is :meth:`InProcessGateway.call` or alike."""
     pages, state = [], None
@@ -103,23 +114,35 @@ class GatewayProcess:
     """``gunicorn -c python:gateway.gunicorn_conf "gateway.app:create_app()"`` on a free port.
 
     :param log_dir: where its output goes (``gunicorn-<port>.log``).
-    :param env: extra environment (``STACKGATE_*`` of the caller's are not inherited).
+    :param env: extra environment (``WRAPGATE_*`` of the caller's are not inherited).
     :param pythonpath: folders put on its PYTHONPATH (plugins not installed, say).
     """
 
-    def __init__(self, log_dir: Path, env: dict[str, str] | None = None, workers: int = 2,
-                 pythonpath: Iterable[str] = (), token: str = TOKEN, args: tuple[str, ...] = (),
-                 config: str = "python:gateway.gunicorn_conf"):
+    def __init__(
+        self,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        workers: int = 2,
+        pythonpath: Iterable[str] = (),
+        token: str = TOKEN,
+        args: tuple[str, ...] = (),
+        config: str = "python:gateway.gunicorn_conf",
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
         self.log_path = Path(log_dir) / f"gunicorn-{self.port}.log"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STACKGATE_")}
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("WRAPGATE_")}
         paths = [str(p) for p in pythonpath]
         if paths:
             full_env["PYTHONPATH"] = os.pathsep.join(paths)
-        full_env.update({"STACKGATE_SYSTEM_TOKEN": token, "STACKGATE_BIND": f"127.0.0.1:{self.port}",
-                         "STACKGATE_WORKERS": str(workers)})
+        full_env.update(
+            {
+                "WRAPGATE_SYSTEM_TOKEN": token,
+                "WRAPGATE_BIND": f"127.0.0.1:{self.port}",
+                "WRAPGATE_WORKERS": str(workers),
+            }
+        )
         full_env.update(env or {})
         self.env = full_env
         self.args = args
@@ -127,11 +150,15 @@ class GatewayProcess:
         self.proc: subprocess.Popen | None = None
         self._log = None
 
-    def start(self, timeout: float = 30) -> "GatewayProcess":
+    def start(self, timeout: float = 30) -> GatewayProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", self.config, *self.args, "gateway.app:create_app()"],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_until(self._up, timeout, what=f"gunicorn on {self.url}")
         return self
 
@@ -157,7 +184,9 @@ class GatewayProcess:
 
     def workers(self) -> list[int]:
         """Pids of the gunicorn workers (not of the master's other children, the limiter arbiter)."""
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "gunicorn"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid), "-f", "gunicorn"], capture_output=True, text=True
+        )
         return [int(p) for p in out.stdout.split()]
 
     def stop(self, timeout: float = 30) -> int | None:
@@ -173,7 +202,7 @@ class GatewayProcess:
             self._log = None
         return self.proc.returncode if self.proc else None
 
-    def __enter__(self) -> "GatewayProcess":
+    def __enter__(self) -> GatewayProcess:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -6,12 +6,13 @@ until the keep-alive timeout (minutes, set above load balancers' idle
 timeouts) and so hold up every deploy. This worker drains in steps:
 
 1. ``/readyz`` answers 503 at once, so a balancer stops sending new calls;
-2. for ``STACKGATE_DRAIN_DELAY`` seconds it keeps serving (balancers need a
+2. for ``WRAPGATE_DRAIN_DELAY`` seconds it keeps serving (balancers need a
    few probe periods to notice; 0 by default);
 3. it stops accepting, closes idle keep-alive connections, and lets in-flight
    calls finish and send their whole responses (each with ``Connection:
    close``), within ``graceful_timeout``; then the worker exits.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,9 @@ from gunicorn.workers.ggevent import GeventWorker
 class _IdleWait:
     """The wait for a keep-alive connection's next request, which a drain may end."""
 
-    __slots__ = ("worker", "timer", "greenlet")
+    __slots__ = ("greenlet", "timer", "worker")
 
-    def __init__(self, worker: "StackgateWorker"):
+    def __init__(self, worker: WrapgateWorker):
         self.worker = worker
         # `False`: when it fires, the context ends quietly and gunicorn closes the connection.
         self.timer = gevent.Timeout(worker.cfg.keepalive, False)
@@ -40,11 +41,11 @@ class _IdleWait:
         return self.timer.__exit__(*exc)
 
 
-class StackgateWorker(GeventWorker):
+class WrapgateWorker(GeventWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.idle: dict = {}
-        self.drain_delay = float(os.environ.get("STACKGATE_DRAIN_DELAY") or 0)
+        self.drain_delay = float(os.environ.get("WRAPGATE_DRAIN_DELAY") or 0)
         self._draining = False
 
     def timeout_ctx(self):
@@ -57,11 +58,14 @@ class StackgateWorker(GeventWorker):
             gevent.spawn(self._drain)
 
     def _drain(self) -> None:
-        state = getattr(self.wsgi, "extensions", {}).get("stackgate")
+        state = getattr(self.wsgi, "extensions", {}).get("wrapgate")
         if state is not None:
             state.draining.set()
-        self.log.info("worker %s draining: readyz 503; serving %.0f s more, then finishing in-flight calls",
-                      self.pid, self.drain_delay)
+        self.log.info(
+            "worker %s draining: readyz 503; serving %.0f s more, then finishing in-flight calls",
+            self.pid,
+            self.drain_delay,
+        )
         if self.drain_delay > 0:
             gevent.sleep(self.drain_delay)
         self.alive = False  # the run loop stops accepting; responses now close their connections

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import TESTKIT, ROTATED, Gunicorn, write_testkit_site  # noqa: E402
+from support import ROTATED, TESTKIT, Gunicorn, write_testkit_site
 
 GATEWAY_CONFIG = f"""
 system_tokens = ["{ROTATED}"]
@@ -37,8 +37,9 @@ def gateway_config(tmp_path_factory):
 @pytest.fixture(scope="session")
 def gateway(testkit_site, gateway_config, tmp_path_factory):
     """One real gunicorn (2 gevent workers) serving the test plugins, for the whole session."""
-    server = Gunicorn(testkit_site, tmp_path_factory.mktemp("logs"),
-                      env={"STACKGATE_CONFIG": str(gateway_config)})
+    server = Gunicorn(
+        testkit_site, tmp_path_factory.mktemp("logs"), env={"WRAPGATE_CONFIG": str(gateway_config)}
+    )
     with server:
         yield server
 
@@ -61,6 +62,7 @@ def start_gateway(testkit_site, tmp_path):
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     from support import RedisServer
+
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()

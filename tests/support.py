@@ -1,4 +1,5 @@
 """Real processes for the tests: a gunicorn running the gateway, free ports, waits."""
+
 from __future__ import annotations
 
 import subprocess
@@ -11,23 +12,23 @@ TESTKIT = Path(__file__).resolve().parent / "testkit"
 ROTATED = "rotated-token-9876543210"
 
 ENTRY_POINTS = """\
-[stackgate]
-kit = stackgate_testkit.kit
-strict = stackgate_testkit.strict
-other = stackgate_testkit.other
-broken = stackgate_testkit.broken
-badsig = stackgate_testkit.badsig
-observer = stackgate_testkit.observer
-probe = stackgate_testkit.probe
+[wrapgate]
+kit = wrapgate_testkit.kit
+strict = wrapgate_testkit.strict
+other = wrapgate_testkit.other
+broken = wrapgate_testkit.broken
+badsig = wrapgate_testkit.badsig
+observer = wrapgate_testkit.observer
+probe = wrapgate_testkit.probe
 """
 
 
 def write_testkit_site(folder: Path) -> Path:
-    """A distribution `stackgate-testkit` visible to importlib.metadata on PYTHONPATH:
+    """A distribution `wrapgate-testkit` visible to importlib.metadata on PYTHONPATH:
     the gateway finds its entry points exactly as it finds an installed package's."""
-    info = folder / "stackgate_testkit-1.0.dist-info"
+    info = folder / "wrapgate_testkit-1.0.dist-info"
     info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stackgate-testkit\nVersion: 1.0\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wrapgate-testkit\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
     return folder
 
@@ -36,8 +37,13 @@ class Gunicorn(GatewayProcess):
     """The gateway with the test plugins, started from config/gunicorn.conf.py as production is."""
 
     def __init__(self, site: Path, log_dir: Path, env: dict[str, str] | None = None, **kwargs):
-        super().__init__(log_dir, env=env, pythonpath=[site, TESTKIT],
-                         config=str(ROOT / "config" / "gunicorn.conf.py"), **kwargs)
+        super().__init__(
+            log_dir,
+            env=env,
+            pythonpath=[site, TESTKIT],
+            config=str(ROOT / "config" / "gunicorn.conf.py"),
+            **kwargs,
+        )
 
 
 class RedisServer:
@@ -49,16 +55,33 @@ class RedisServer:
         self.folder = folder
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         import shutil
+
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: scripts/test installs it")
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder), "--protected-mode", "yes"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         import redis
+
         client = redis.Redis.from_url(self.url)
 
         def up():
@@ -66,6 +89,7 @@ class RedisServer:
                 return client.ping()
             except redis.ConnectionError:
                 return False
+
         wait_until(up, 15, what="redis-server")
         return self
 

@@ -1,5 +1,6 @@
 """In-process checks of what cannot be provoked over HTTP: an unexpected failure
 inside the gateway itself, and the app factory's isolation."""
+
 import pytest
 
 from gateway import config, hookimpl
@@ -9,7 +10,7 @@ from gateway.plugins import Registry
 
 class Pinger:
     @hookimpl
-    def stackgate_ping(self):
+    def wrapgate_ping(self):
         return {"statusCode": 200, "from": "embedded"}
 
 
@@ -21,7 +22,7 @@ def make_app(**settings):
 
 def test_unexpected_failure_is_a_shaped_500_without_a_traceback(monkeypatch, caplog):
     app = make_app()
-    state = app.extensions["stackgate"]
+    state = app.extensions["wrapgate"]
 
     def explode(*args, **kwargs):
         raise RuntimeError("database handle corrupted")
@@ -39,52 +40,71 @@ def test_apps_are_independent():
     # Two apps side by side, each with its own plugins and tokens (no module globals).
     first, second = make_app(), create_app(config.load({}, system_tokens=["u"]), Registry())
     body = {"diy": True, "function": "embedded.ping", "options": {"a": 1}}
-    assert first.test_client().post("/function", json=body, headers={"Authorization": "Bearer t"}).get_json() \
-        == {"statusCode": 200, "from": "embedded"}
+    assert first.test_client().post(
+        "/function", json=body, headers={"Authorization": "Bearer t"}
+    ).get_json() == {"statusCode": 200, "from": "embedded"}
     r = second.test_client().post("/function", json=body, headers={"Authorization": "Bearer u"})
     assert r.get_json()["errors"][0]["code"] == "invalid_function"
-    assert second.test_client().post("/function", json=body, headers={"Authorization": "Bearer t"}).status_code == 401
+    assert (
+        second.test_client().post("/function", json=body, headers={"Authorization": "Bearer t"}).status_code
+        == 401
+    )
 
 
 def test_diy_can_be_switched_off():
     app = make_app(diy=False)
-    r = app.test_client().post("/function", json={"diy": True, "function": "embedded.ping", "options": {"a": 1}},
-                               headers={"Authorization": "Bearer t"})
-    assert r.get_json() == {"errors": [{"code": "missing_required_field",
-                                        "message": "DIY is not configured in the extension configuration."}]}
+    r = app.test_client().post(
+        "/function",
+        json={"diy": True, "function": "embedded.ping", "options": {"a": 1}},
+        headers={"Authorization": "Bearer t"},
+    )
+    assert r.get_json() == {
+        "errors": [
+            {
+                "code": "missing_required_field",
+                "message": "DIY is not configured in the extension configuration.",
+            }
+        ]
+    }
 
 
 def test_diy_can_be_restricted_to_some_connectors():
     app = make_app(diy=("other",))
-    r = app.test_client().post("/function", json={"diy": True, "function": "embedded.ping", "options": {"a": 1}},
-                               headers={"Authorization": "Bearer t"})
+    r = app.test_client().post(
+        "/function",
+        json={"diy": True, "function": "embedded.ping", "options": {"a": 1}},
+        headers={"Authorization": "Bearer t"},
+    )
     assert r.get_json()["errors"][0]["code"] == "invalid_function"
 
 
 def test_plugin_with_an_unknown_hook_is_refused_by_name():
     class Typo:
         @hookimpl
-        def stackgate_pnig(self):
+        def wrapgate_pnig(self):
             pass
 
     registry = Registry()
     registry.register(Typo(), "typo")
-    assert "stackgate_pnig" in registry.connectors["typo"].error
+    assert "wrapgate_pnig" in registry.connectors["typo"].error
 
 
-@pytest.mark.parametrize("declared, message", [
-    ({"bad name": "export"}, "not an identifier"),
-    ({"exportX": "query"}, "kinds are"),
-    ({"importX": "import"}, "no stackgate_import"),
-])
+@pytest.mark.parametrize(
+    "declared, message",
+    [
+        ({"bad name": "export"}, "not an identifier"),
+        ({"exportX": "query"}, "kinds are"),
+        ({"importX": "import"}, "no wrapgate_import"),
+    ],
+)
 def test_bad_function_declarations_are_load_errors(declared, message):
     class Declares:
         @hookimpl
-        def stackgate_functions(self):
+        def wrapgate_functions(self):
             return declared
 
         @hookimpl
-        def stackgate_export(self):
+        def wrapgate_export(self):
             return {"data": [], "lastPage": True}
 
     registry = Registry()

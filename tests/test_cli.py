@@ -1,4 +1,5 @@
-"""The stackgate command, run as a user runs it: a subprocess of the installed script."""
+"""The wrapgate command, run as a user runs it: a subprocess of the installed script."""
+
 import json
 import os
 import shutil
@@ -9,61 +10,70 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from support import ROOT, TESTKIT, TOKEN, free_port, post, wait_until
 
-STACKGATE = shutil.which("stackgate", path=str(Path(sys.executable).parent)) or "stackgate"
+WRAPGATE = shutil.which("wrapgate", path=str(Path(sys.executable).parent)) or "wrapgate"
 
 
 @pytest.fixture
 def env(testkit_site):
-    base = {k: v for k, v in os.environ.items() if not k.startswith("STACKGATE_")}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("WRAPGATE_")}
     return dict(base, PYTHONPATH=f"{testkit_site}{os.pathsep}{TESTKIT}")
 
 
 def run(env, *args, stdin=None):
-    return subprocess.run([STACKGATE, *args], cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [WRAPGATE, *args], cwd=ROOT, env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_plugins_lists_connectors_functions_and_load_errors(env):
     out = run(env, "plugins")
     assert out.returncode == 1  # some plugins failed: scripts can tell
-    assert "kit 1.0 (stackgate-testkit)" in out.stdout
+    assert "kit 1.0 (wrapgate-testkit)" in out.stdout
     assert "functions: kit.export, kit.exportOrders, kit.import, kit.ping, kit.pingAgain" in out.stdout
-    assert "FAILED TO LOAD: import of 'stackgate_testkit.broken' failed" in out.stdout
+    assert "FAILED TO LOAD: import of 'wrapgate_testkit.broken' failed" in out.stdout
     assert "observer (extension)" in out.stdout
 
 
 def test_plugins_json(env):
     listing = json.loads(run(env, "plugins", "--json").stdout)
     by_name = {c["name"]: c for c in listing["connectors"]}
-    assert by_name["strict"]["loaded"] is True and by_name["strict"]["package"] == "stackgate-testkit"
+    assert by_name["strict"]["loaded"] is True and by_name["strict"]["package"] == "wrapgate-testkit"
     assert by_name["badsig"]["loaded"] is False and "no_such_argument" in by_name["badsig"]["error"]
     assert listing["extensions"] == ["observer"]
 
 
 def test_plugins_with_nothing_installed_says_how_to_add_one(env):
     # An empty allowlist loads no plugin at all (as DATASETTE_LOAD_PLUGINS does).
-    out = run(dict(env, PYTHONPATH="", STACKGATE_PLUGINS=""), "plugins")
+    out = run(dict(env, PYTHONPATH="", WRAPGATE_PLUGINS=""), "plugins")
     assert out.returncode == 0 and "pip install" in out.stdout
 
 
 def test_call_prints_the_result(env):
-    out = run(env, "call", "kit.export", "--options", "-", stdin=json.dumps({"configuration": {"records": 2}}))
+    out = run(
+        env, "call", "kit.export", "--options", "-", stdin=json.dumps({"configuration": {"records": 2}})
+    )
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout) == {"data": [{"id": "r0", "n": 0}, {"id": "r1", "n": 1}],
-                                      "lastPage": True, "state": None}
+    assert json.loads(out.stdout) == {
+        "data": [{"id": "r0", "n": 0}, {"id": "r1", "n": 1}],
+        "lastPage": True,
+        "state": None,
+    }
 
 
 def test_call_prints_the_shaped_error_and_fails(env, tmp_path):
     options = tmp_path / "options.json"
-    options.write_text(json.dumps({"connection": {"unencrypted": {"mode": "boom"},
-                                                  "encrypted": {"password": "topsecret-value"}}}))
+    options.write_text(
+        json.dumps(
+            {"connection": {"unencrypted": {"mode": "boom"}, "encrypted": {"password": "topsecret-value"}}}
+        )
+    )
     out = run(env, "call", "kit.ping", "--options", str(options))
     assert out.returncode == 1
-    assert json.loads(out.stdout) == {"errors": [{"code": "ValueError",
-                                                  "message": "driver failed while sending ********"}]}
+    assert json.loads(out.stdout) == {
+        "errors": [{"code": "ValueError", "message": "driver failed while sending ********"}]
+    }
     assert "topsecret-value" not in out.stdout + out.stderr
 
 
@@ -74,18 +84,25 @@ def test_call_with_bad_json_options(env):
 
 def test_serve_answers_the_protocol_and_stops_on_sigterm(env):
     port = free_port()
-    proc = subprocess.Popen([STACKGATE, "serve", "--port", str(port), "--workers", "1"], cwd=ROOT,
-                            env=dict(env, STACKGATE_SYSTEM_TOKEN=TOKEN),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [WRAPGATE, "serve", "--port", str(port), "--workers", "1"],
+        cwd=ROOT,
+        env=dict(env, WRAPGATE_SYSTEM_TOKEN=TOKEN),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
+
         def up():
             try:
                 return requests.get(url + "/livez", timeout=1).ok
             except requests.ConnectionError:
                 assert proc.poll() is None, proc.stdout.read()
                 return False
-        wait_until(up, 30, what="stackgate serve")
+
+        wait_until(up, 30, what="wrapgate serve")
         body = {"diy": True, "function": "kit.ping", "options": {"a": 1}}
         assert post(url, body).json() == {"statusCode": 200}
         assert post(url, body, token="wrong").status_code == 401
@@ -103,9 +120,14 @@ def test_serve_without_a_token_refuses_to_start(env):
 
 def test_serve_with_no_connector_still_starts_and_says_how_to_add_one(env):
     port = free_port()
-    proc = subprocess.Popen([STACKGATE, "serve", "--port", str(port), "--workers", "1"], cwd=ROOT,
-                            env=dict(env, PYTHONPATH="", STACKGATE_PLUGINS="", STACKGATE_SYSTEM_TOKEN=TOKEN),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [WRAPGATE, "serve", "--port", str(port), "--workers", "1"],
+        cwd=ROOT,
+        env=dict(env, PYTHONPATH="", WRAPGATE_PLUGINS="", WRAPGATE_SYSTEM_TOKEN=TOKEN),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_until(lambda: _ok(f"http://127.0.0.1:{port}/readyz"), 30, what="serve")
     finally:

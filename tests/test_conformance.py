@@ -3,10 +3,11 @@
 The peer (../shared/peer) is a stand-in of integrator.io's Node Server stack
 built from its published core; it is installed with npm and run on a loopback
 port by this module's fixture. Each request below goes to both; status,
-WWW-Authenticate and the JSON body must match. Where stackgate is deliberately
+WWW-Authenticate and the JSON body must match. Where wrapgate is deliberately
 different (PROTOCOL.md, "Where the gateway is deliberately better"), the
 request is not here but in test_protocol.py.
 """
+
 import json
 import os
 import shutil
@@ -14,13 +15,15 @@ import subprocess
 
 import pytest
 import requests
-
 from support import ROOT, Gunicorn, free_port, wait_until
 
 PEER = ROOT.parent / "shared" / "peer"
 TOKEN = "conformance-token"
-CONNECTION = {"_id": "64b000000000000000000003", "type": "wrapper",
-              "wrapper": {"unencrypted": {"baseUrl": "https://api.example.invalid"}, "encrypted": {}}}
+CONNECTION = {
+    "_id": "64b000000000000000000003",
+    "type": "wrapper",
+    "wrapper": {"unencrypted": {"baseUrl": "https://api.example.invalid"}, "encrypted": {}},
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +35,21 @@ def peer(tmp_path_factory):
             pytest.skip(f"{tool} is not installed; the reference stand-in needs Node.js")
     folder = tmp_path_factory.mktemp("peer")
     shutil.copytree(PEER, folder, dirs_exist_ok=True)
-    subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=folder, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        ["npm", "ci", "--silent", "--no-audit", "--no-fund"],
+        cwd=folder,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     port = free_port()
-    proc = subprocess.Popen(["node", "server.js"], cwd=folder, env=dict(os.environ, PORT=str(port), TOKEN=TOKEN),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["node", "server.js"],
+        cwd=folder,
+        env=dict(os.environ, PORT=str(port), TOKEN=TOKEN),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: _up(url), 30, what="the reference stand-in")
@@ -51,17 +64,26 @@ def ours(testkit_site, tmp_path_factory):
     folder = tmp_path_factory.mktemp("conformance")
     config = folder / "gateway.toml"
     # The peer's bare function names, mapped to the bench connector's wire names.
-    config.write_text('[aliases]\nping = "bench.ping"\nexportPage = "bench.exportPage"\n'
-                      'importEcho = "bench.importEcho"\n')
+    config.write_text(
+        '[aliases]\nping = "bench.ping"\nexportPage = "bench.exportPage"\nimportEcho = "bench.importEcho"\n'
+    )
     bench = ROOT / "bench"
     site = folder / "site"
-    info = site / "stackgate_bench-0.dist-info"
+    info = site / "wrapgate_bench-0.dist-info"
     info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: stackgate-bench\nVersion: 0\n")
-    (info / "entry_points.txt").write_text("[stackgate]\nbench = stackgate_bench\n")
-    server = Gunicorn(testkit_site, folder, workers=1, env={
-        "STACKGATE_CONFIG": str(config), "STACKGATE_SYSTEM_TOKEN": TOKEN, "STACKGATE_PLUGINS": "bench",
-        "PYTHONPATH": f"{site}{os.pathsep}{bench}"})
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wrapgate-bench\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[wrapgate]\nbench = wrapgate_bench\n")
+    server = Gunicorn(
+        testkit_site,
+        folder,
+        workers=1,
+        env={
+            "WRAPGATE_CONFIG": str(config),
+            "WRAPGATE_SYSTEM_TOKEN": TOKEN,
+            "WRAPGATE_PLUGINS": "bench",
+            "PYTHONPATH": f"{site}{os.pathsep}{bench}",
+        },
+    )
     with server:
         yield server.url
 
@@ -79,10 +101,18 @@ def options(**extra):
 
 CASES = {
     "ping": {"diy": True, "type": "wrapper", "function": "ping", "options": options()},
-    "export page": {"diy": True, "type": "wrapper", "function": "exportPage",
-                    "options": options(configuration={"records": 7})},
-    "import echo": {"diy": True, "type": "wrapper", "function": "importEcho",
-                    "options": options(postMapData=[{"a": 1}, {"b": 2}, {"c": 3}])},
+    "export page": {
+        "diy": True,
+        "type": "wrapper",
+        "function": "exportPage",
+        "options": options(configuration={"records": 7}),
+    },
+    "import echo": {
+        "diy": True,
+        "type": "wrapper",
+        "function": "importEcho",
+        "options": options(postMapData=[{"a": 1}, {"b": 2}, {"c": 3}]),
+    },
     "empty body": {},
     "no diy": {"function": "ping", "options": options()},
     "connector id not served": {"_connectorId": "nope", "function": "ping", "options": options()},
@@ -95,10 +125,20 @@ CASES = {
     "unknown group": {"diy": True, "type": "hook", "function": "ping", "options": options()},
     "unknown group installer": {"diy": True, "type": "installer", "function": "ping", "options": options()},
     "unknown function": {"diy": True, "type": "wrapper", "function": "nothingHere", "options": options()},
-    "response too large": {"diy": True, "type": "wrapper", "function": "exportPage", "maxResponseSize": 1000,
-                           "options": options(configuration={"records": 20})},
-    "limit as a numeric string": {"diy": True, "type": "wrapper", "function": "exportPage", "maxResponseSize": "900",
-                                  "options": options(configuration={"records": 10})},
+    "response too large": {
+        "diy": True,
+        "type": "wrapper",
+        "function": "exportPage",
+        "maxResponseSize": 1000,
+        "options": options(configuration={"records": 20}),
+    },
+    "limit as a numeric string": {
+        "diy": True,
+        "type": "wrapper",
+        "function": "exportPage",
+        "maxResponseSize": "900",
+        "options": options(configuration={"records": 10}),
+    },
 }
 
 
@@ -125,8 +165,10 @@ def test_same_auth_answers_as_the_reference(peer, ours, how):
     elif how == "basic scheme":
         headers["Authorization"] = "Basic Y29uZm9ybWFuY2U="
         params = {"access_token": TOKEN}
-    answers = [requests.post(url + "/function", data=json.dumps(body), headers=headers, params=params, timeout=30)
-               for url in (peer, ours)]
+    answers = [
+        requests.post(url + "/function", data=json.dumps(body), headers=headers, params=params, timeout=30)
+        for url in (peer, ours)
+    ]
     assert answers[0].status_code == answers[1].status_code
     assert answers[0].json() == answers[1].json()
     assert answers[0].headers.get("WWW-Authenticate") == answers[1].headers.get("WWW-Authenticate")

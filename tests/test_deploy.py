@@ -5,6 +5,7 @@ sets, as the container would run it; its HEALTHCHECK command is run against
 that. docker-compose.yml is validated by docker-compose itself (`config`,
 which needs no engine) and its deployment rules are checked on the result.
 """
+
 import json
 import os
 import re
@@ -16,7 +17,6 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-
 from support import ROOT, TESTKIT, free_port, post, wait_until
 
 
@@ -81,14 +81,14 @@ def test_the_containers_command_serves_here(tmp_path, testkit_site):
     health = json.loads(re.sub(r"^(--\S+\s+)*CMD\s+", "", next(a for i, a in final if i == "HEALTHCHECK")))
     assert command == ["gunicorn", "-c", "config/gunicorn.conf.py", "gateway.app:create_app()"]
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STACKGATE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WRAPGATE_")}
     env.update(env_of(final))
-    env["STACKGATE_BIND"] = env["STACKGATE_BIND"].replace("0.0.0.0:8000", f"127.0.0.1:{port}")
+    env["WRAPGATE_BIND"] = env["WRAPGATE_BIND"].replace("0.0.0.0:8000", f"127.0.0.1:{port}")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = f"{testkit_site}{os.pathsep}{TESTKIT}"
-    secret = tmp_path / "stackgate_token"  # as compose mounts it
+    secret = tmp_path / "wrapgate_token"  # as compose mounts it
     secret.write_text("container-Token-1\n")
-    env["STACKGATE_SYSTEM_TOKEN_FILE"] = str(secret)
+    env["WRAPGATE_SYSTEM_TOKEN_FILE"] = str(secret)
     log = open(tmp_path / "container.log", "wb")
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -122,10 +122,11 @@ def compose(tmp_path_factory):
     folder = tmp_path_factory.mktemp("compose")
     shutil.copy(ROOT / "docker-compose.yml", folder)
     shutil.copytree(ROOT / "config", folder / "config")
-    (folder / "stackgate_token.secret").write_text("token\n")
+    (folder / "wrapgate_token.secret").write_text("token\n")
     shutil.copy(ROOT / "Dockerfile", folder)
-    out = subprocess.run([binary, "-f", "docker-compose.yml", "config"], cwd=folder,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [binary, "-f", "docker-compose.yml", "config"], cwd=folder, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     return yaml.safe_load(out.stdout)
 
@@ -136,9 +137,9 @@ def test_compose_file_is_valid_and_wires_the_services(compose):
     gateway = services["gateway"]
     assert gateway["deploy"]["replicas"] == 2
     env = gateway["environment"]
-    assert env["STACKGATE_SYSTEM_TOKEN_FILE"] == "/run/secrets/stackgate_token"
-    assert "STACKGATE_SYSTEM_TOKEN" not in env
-    assert env["STACKGATE_LIMITER"] == "redis" and env["STACKGATE_REDIS_URL"].startswith("redis://redis:")
+    assert env["WRAPGATE_SYSTEM_TOKEN_FILE"] == "/run/secrets/wrapgate_token"
+    assert "WRAPGATE_SYSTEM_TOKEN" not in env
+    assert env["WRAPGATE_LIMITER"] == "redis" and env["WRAPGATE_REDIS_URL"].startswith("redis://redis:")
     for name in ("redis", "postgres"):
         assert gateway["depends_on"][name]["condition"] == "service_healthy"
         assert services[name]["healthcheck"]["test"]
@@ -149,9 +150,10 @@ def test_compose_file_is_valid_and_wires_the_services(compose):
 
 def test_compose_stop_grace_outlasts_the_drain(compose):
     from gateway import gunicorn_conf
+
     grace = compose["services"]["gateway"]["stop_grace_period"]
     seconds = int(re.fullmatch(r"(\d+)s", str(grace)).group(1))
-    drain = float(compose["services"]["gateway"]["environment"].get("STACKGATE_DRAIN_DELAY", 0))
+    drain = float(compose["services"]["gateway"]["environment"].get("WRAPGATE_DRAIN_DELAY", 0))
     assert seconds > gunicorn_conf.graceful_timeout + drain
     assert gunicorn_conf.graceful_timeout > 300 and gunicorn_conf.timeout > 300  # PROTOCOL.md: 5-minute calls
 

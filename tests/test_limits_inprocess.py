@@ -1,4 +1,5 @@
-"""The in-process backend (stackgate call, embedded apps, the fallback) with real threads."""
+"""The in-process backend (wrapgate call, embedded apps, the fallback) with real threads."""
+
 import threading
 import time
 

@@ -1,4 +1,5 @@
 """Log records in-process: the call's fields, masking at the source, plugins' own handlers."""
+
 import io
 import json
 import logging

@@ -1,19 +1,28 @@
 """PROTOCOL.md over real HTTP, against a real gunicorn serving the test plugins."""
+
+import base64
 import json
 
 import pytest
 import requests
-
 from support import ROTATED, TOKEN, post
 
 SECRET = "s3cr3t-Passw0rd!"
-CONNECTION = {"_id": "conn-1", "type": "wrapper", "unencrypted": {"mode": "ok"},
-              "encrypted": {"password": SECRET}}
+CONNECTION = {
+    "_id": "conn-1",
+    "type": "wrapper",
+    "unencrypted": {"mode": "ok"},
+    "encrypted": {"password": SECRET},
+}
 
 
 def call(gateway, function, options=None, **extra):
-    body = {"diy": True, "type": "wrapper", "function": function,
-            "options": options if options is not None else {"connection": CONNECTION}}
+    body = {
+        "diy": True,
+        "type": "wrapper",
+        "function": function,
+        "options": options if options is not None else {"connection": CONNECTION},
+    }
     body.update(extra)
     return post(gateway.url, body)
 
@@ -24,6 +33,7 @@ def errors(response):
 
 
 # -- Authentication -----------------------------------------------------------
+
 
 class TestAuth:
     BODY = {"diy": True, "function": "kit.ping", "options": {"connection": CONNECTION}}
@@ -62,14 +72,20 @@ class TestAuth:
         assert r.status_code == 200
 
     def test_body_is_consulted_before_query(self, gateway):
-        r = post(gateway.url, dict(self.BODY, access_token="wrong"), token=None,
-                 params={"access_token": TOKEN})
+        r = post(
+            gateway.url, dict(self.BODY, access_token="wrong"), token=None, params={"access_token": TOKEN}
+        )
         # The body's (wrong) token is the one presented; the query is not looked at.
         self.assert_refused(r)
 
     def test_any_authorization_header_disables_fallbacks(self, gateway):
-        r = post(gateway.url, dict(self.BODY, access_token=TOKEN), token=None,
-                 headers={"Authorization": "Basic dXNlcjpwYXNz"}, params={"access_token": TOKEN})
+        r = post(
+            gateway.url,
+            dict(self.BODY, access_token=TOKEN),
+            token=None,
+            headers={"Authorization": "Basic dXNlcjpwYXNz"},
+            params={"access_token": TOKEN},
+        )
         self.assert_refused(r)
 
     def test_header_with_extra_parts_is_refused(self, gateway):
@@ -83,33 +99,47 @@ class TestAuth:
 
 # -- Request checks: every row of PROTOCOL.md's error table ----------------------
 
-NEED = {"code": "missing_required_field",
-        "message": "Need to set either the diy or _connectorId field in extension options."}
-FN_MISSING = {"code": "missing_required_field",
-              "message": "Missing required field function in the extension options."}
-FN_TYPE = {"code": "invalid_field",
-           "message": "The function field in the extension options must be of type string."}
+NEED = {
+    "code": "missing_required_field",
+    "message": "Need to set either the diy or _connectorId field in extension options.",
+}
+FN_MISSING = {
+    "code": "missing_required_field",
+    "message": "Missing required field function in the extension options.",
+}
+FN_TYPE = {
+    "code": "invalid_field",
+    "message": "The function field in the extension options must be of type string.",
+}
 OPTS = {"code": "missing_required_field", "message": "Function options haven't been provided."}
-BAD_CONNECTOR_ID = {"code": "invalid_field", "message": "The _connectorId set in the extension options "
-                    "does't match any of the _connectorId's present in extension configuration."}
-NO_FUNCTION = {"code": "invalid_function",
-               "message": "The function passed in the extension options doesn't map to a function."}
+BAD_CONNECTOR_ID = {
+    "code": "invalid_field",
+    "message": "The _connectorId set in the extension options "
+    "does't match any of the _connectorId's present in extension configuration.",
+}
+NO_FUNCTION = {
+    "code": "invalid_function",
+    "message": "The function passed in the extension options doesn't map to a function.",
+}
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({}, [NEED, FN_MISSING, OPTS]),
-    ([], [NEED, FN_MISSING, OPTS]),
-    ({"function": "kit.ping", "options": {}}, [NEED]),  # {} is present, as in JavaScript
-    ({"diy": False, "_connectorId": "", "function": "kit.ping", "options": {"a": 1}}, [NEED]),
-    ({"_connectorId": "unknown-app", "function": "kit.ping", "options": {"a": 1}}, [BAD_CONNECTOR_ID]),
-    ({"diy": True, "options": {"a": 1}}, [FN_MISSING]),
-    ({"diy": True, "function": "", "options": {"a": 1}}, [FN_MISSING]),
-    ({"diy": True, "function": 7, "options": {"a": 1}}, [FN_TYPE]),
-    ({"diy": True, "function": ["kit.ping"]}, [FN_TYPE, OPTS]),
-    ({"diy": True, "function": "kit.ping"}, [OPTS]),
-    ({"diy": True, "function": "kit.ping", "options": None}, [OPTS]),
-    ({"_connectorId": "nope", "function": 1}, [BAD_CONNECTOR_ID, FN_TYPE, OPTS]),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({}, [NEED, FN_MISSING, OPTS]),
+        ([], [NEED, FN_MISSING, OPTS]),
+        ({"function": "kit.ping", "options": {}}, [NEED]),  # {} is present, as in JavaScript
+        ({"diy": False, "_connectorId": "", "function": "kit.ping", "options": {"a": 1}}, [NEED]),
+        ({"_connectorId": "unknown-app", "function": "kit.ping", "options": {"a": 1}}, [BAD_CONNECTOR_ID]),
+        ({"diy": True, "options": {"a": 1}}, [FN_MISSING]),
+        ({"diy": True, "function": "", "options": {"a": 1}}, [FN_MISSING]),
+        ({"diy": True, "function": 7, "options": {"a": 1}}, [FN_TYPE]),
+        ({"diy": True, "function": ["kit.ping"]}, [FN_TYPE, OPTS]),
+        ({"diy": True, "function": "kit.ping"}, [OPTS]),
+        ({"diy": True, "function": "kit.ping", "options": None}, [OPTS]),
+        ({"_connectorId": "nope", "function": 1}, [BAD_CONNECTOR_ID, FN_TYPE, OPTS]),
+    ],
+)
 def test_request_checks_are_reported_together_in_order(gateway, body, expected):
     r = post(gateway.url, body)
     assert r.status_code == 422
@@ -126,7 +156,9 @@ def test_options_must_be_an_object(gateway):
 def test_type_naming_a_group_the_module_lacks(gateway, group):
     r = call(gateway, "kit.ping", type=group)
     assert r.status_code == 422
-    assert errors(r) == [{"code": "object_not_found", "message": f"The object {group} doesn't exist in the module."}]
+    assert errors(r) == [
+        {"code": "object_not_found", "message": f"The object {group} doesn't exist in the module."}
+    ]
 
 
 @pytest.mark.parametrize("group", ["wrapper", "wrappers", None, ""])
@@ -137,9 +169,21 @@ def test_wrapper_group_and_top_level_serve_wrappers(gateway, group):
     assert post(gateway.url, body).json() == {"statusCode": 200}
 
 
-@pytest.mark.parametrize("name", ["kit.nothing", "kit", "nosuch.ping", "toString", "constructor",
-                                  "kit.__init__", "kit.stackgate_ping", ".ping", "kit.ping.x",
-                                  "__proto__.ping"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kit.nothing",
+        "kit",
+        "nosuch.ping",
+        "toString",
+        "constructor",
+        "kit.__init__",
+        "kit.wrapgate_ping",
+        ".ping",
+        "kit.ping.x",
+        "__proto__.ping",
+    ],
+)
 def test_names_that_map_to_nothing_answer_at_once(gateway, name):
     r = call(gateway, name, timeout=5)
     assert r.status_code == 422
@@ -152,7 +196,9 @@ def test_type_is_checked_before_the_function(gateway):
 
 
 def test_connector_id_serves_only_its_connectors(gateway):
-    ok = post(gateway.url, {"_connectorId": "app-1", "function": "kit.ping", "options": {"connection": CONNECTION}})
+    ok = post(
+        gateway.url, {"_connectorId": "app-1", "function": "kit.ping", "options": {"connection": CONNECTION}}
+    )
     assert ok.json() == {"statusCode": 200}
     other = post(gateway.url, {"_connectorId": "app-1", "function": "strict.ping", "options": {"a": 1}})
     assert errors(other) == [NO_FUNCTION]
@@ -169,7 +215,7 @@ def test_plugin_that_failed_to_import_answers_with_the_reason(gateway):
     assert r.status_code == 422
     (entry,) = errors(r)
     assert entry["code"] == "connector_unavailable"
-    assert "stackgate_missing_driver" in entry["message"]
+    assert "wrapgate_missing_driver" in entry["message"]
 
 
 def test_plugin_that_failed_to_register_answers_with_the_reason(gateway):
@@ -187,7 +233,9 @@ def test_dispatch_reaches_only_the_selected_connector(gateway):
     assert call(gateway, "kit.ping").status_code == 200
     page = call(gateway, "kit.export", {"configuration": {"records": 2}})
     assert page.json()["data"] == [{"id": "r0", "n": 0}, {"id": "r1", "n": 1}]
-    assert call(gateway, "kit.import", {"postMapData": [{"id": "a"}]}).json() == [{"statusCode": 200, "id": "a"}]
+    assert call(gateway, "kit.import", {"postMapData": [{"id": "a"}]}).json() == [
+        {"statusCode": 200, "id": "a"}
+    ]
     (entry,) = errors(call(gateway, "other.ping"))
     assert entry["code"] == "AssertionError"
 
@@ -202,11 +250,16 @@ def test_declared_extra_function_and_wrapping_extension(gateway):
 def test_context_reaches_the_plugin(gateway):
     options = {"connection": dict(CONNECTION, unencrypted={"mode": "context"})}
     assert call(gateway, "kit.pingAgain", options).json() == {
-        "statusCode": 200, "function": "pingAgain", "wire": "kit.pingAgain",
-        "connection": "conn-1", "remaining": True}
+        "statusCode": 200,
+        "function": "pingAgain",
+        "wire": "kit.pingAgain",
+        "connection": "conn-1",
+        "remaining": True,
+    }
 
 
 # -- Plugin outcomes ---------------------------------------------------------------
+
 
 def options_with(mode):
     return {"connection": dict(CONNECTION, unencrypted={"mode": mode})}
@@ -215,8 +268,10 @@ def options_with(mode):
 def test_ping_credentials_refused_is_a_401_result(gateway):
     r = call(gateway, "kit.ping", options_with("refuse"))
     assert r.status_code == 200
-    assert r.json() == {"statusCode": 401, "errors": [
-        {"code": "unauthorized", "message": "login with password ******** was refused"}]}
+    assert r.json() == {
+        "statusCode": 401,
+        "errors": [{"code": "unauthorized", "message": "login with password ******** was refused"}],
+    }
 
 
 def test_ping_offline_is_a_401_result(gateway):
@@ -254,8 +309,11 @@ def test_export_pages_until_last_page(gateway):
     state, seen, calls = None, [], 0
     while True:
         calls += 1
-        r = call(gateway, "kit.export", {"connection": CONNECTION, "state": state,
-                                          "configuration": {"records": 2, "pages": 3}})
+        r = call(
+            gateway,
+            "kit.export",
+            {"connection": CONNECTION, "state": state, "configuration": {"records": 2, "pages": 3}},
+        )
         page = r.json()
         seen += [rec["n"] for rec in page["data"]]
         if page["lastPage"]:
@@ -269,8 +327,7 @@ def test_export_test_type_honours_limit(gateway):
     assert len(r.json()["data"]) == 1 and r.json()["lastPage"] is True
 
 
-@pytest.mark.parametrize("variant, fragment", [
-    ("nolastpage", "lastPage"), ("list", "object with data")])
+@pytest.mark.parametrize("variant, fragment", [("nolastpage", "lastPage"), ("list", "object with data")])
 def test_export_result_shape_is_checked(gateway, variant, fragment):
     r = call(gateway, "kit.export", {"configuration": {"return": variant}})
     (entry,) = errors(r)
@@ -280,9 +337,11 @@ def test_export_result_shape_is_checked(gateway, variant, fragment):
 def test_import_one_result_per_record(gateway):
     records = [{"id": "a"}, {"id": "b", "bad": True}, {"id": "c"}]
     r = call(gateway, "kit.import", {"connection": CONNECTION, "postMapData": records, "preMapData": records})
-    assert r.json() == [{"statusCode": 200, "id": "a"},
-                        {"statusCode": 422, "errors": [{"code": "ValueError", "message": "record 1 is bad"}]},
-                        {"statusCode": 200, "id": "c"}]
+    assert r.json() == [
+        {"statusCode": 200, "id": "a"},
+        {"statusCode": 422, "errors": [{"code": "ValueError", "message": "record 1 is bad"}]},
+        {"statusCode": 200, "id": "c"},
+    ]
 
 
 def test_import_count_mismatch_is_refused(gateway):
@@ -293,9 +352,16 @@ def test_import_count_mismatch_is_refused(gateway):
 
 
 def test_import_credentials_refused_fails_every_record(gateway):
-    r = call(gateway, "kit.import", {"connection": CONNECTION, "postMapData": [{}, {}],
-                                      "configuration": {"raise": "refused"}})
-    assert r.json() == [{"statusCode": 401, "errors": [{"code": "unauthorized", "message": "token ******** expired"}]}] * 2
+    r = call(
+        gateway,
+        "kit.import",
+        {"connection": CONNECTION, "postMapData": [{}, {}], "configuration": {"raise": "refused"}},
+    )
+    assert (
+        r.json()
+        == [{"statusCode": 401, "errors": [{"code": "unauthorized", "message": "token ******** expired"}]}]
+        * 2
+    )
 
 
 def test_import_needs_post_map_data(gateway):
@@ -307,14 +373,19 @@ def test_call_past_its_deadline_gets_a_shaped_error(gateway):
     # The session gateway's call_timeout is 2 s.
     r = call(gateway, "kit.export", {"configuration": {"sleep": 4}}, timeout=10)
     assert r.status_code == 504
-    assert errors(r) == [{"code": "deadline_exceeded", "message": "kit.export did not finish within 2 seconds."}]
+    assert errors(r) == [
+        {"code": "deadline_exceeded", "message": "kit.export did not finish within 2 seconds."}
+    ]
 
 
 # -- Declared schemas ------------------------------------------------------------------
 
+
 def test_declared_schemas_report_every_problem_and_never_echo_secrets(gateway):
-    options = {"connection": {"unencrypted": {"port": "x"}, "encrypted": {"password": "short"}},
-               "configuration": {"pageSize": 0}}
+    options = {
+        "connection": {"unencrypted": {"port": "x"}, "encrypted": {"password": "short"}},
+        "configuration": {"pageSize": 0},
+    }
     r = call(gateway, "strict.export", options)
     assert r.status_code == 422
     assert errors(r) == [
@@ -322,8 +393,11 @@ def test_declared_schemas_report_every_problem_and_never_echo_secrets(gateway):
         {"code": "invalid_field", "message": "connection.unencrypted.port: Not a valid integer."},
         {"code": "invalid_field", "message": "connection.encrypted.password: Shorter than minimum length 8."},
         {"code": "invalid_field", "message": "configuration.table: Missing data for required field."},
-        {"code": "invalid_field", "message": "configuration.pageSize: Must be greater than or equal to 1 "
-                                             "and less than or equal to 10000."},
+        {
+            "code": "invalid_field",
+            "message": "configuration.pageSize: Must be greater than or equal to 1 "
+            "and less than or equal to 10000.",
+        },
     ]
     assert "short" not in r.text
 
@@ -335,6 +409,7 @@ def test_declared_schemas_hand_loaded_values_to_the_plugin(gateway):
 
 # -- Results: serialisation and size -------------------------------------------------------
 
+
 def test_database_types_are_serialised(gateway):
     r = call(gateway, "kit.export", {"configuration": {"return": "types"}})
     assert r.status_code == 200
@@ -343,20 +418,30 @@ def test_database_types_are_serialised(gateway):
     assert record["when"] == "2026-11-30T12:00:05+00:00"
     assert record["day"] == "2026-01-02"
     assert record["uid"] == "12345678-1234-5678-1234-567812345678"
-    assert record["raw"] == "AAFzdGFja2dhdGU="
+    assert record["raw"] == base64.b64encode(b"\x00\x01wrapgate").decode()
 
 
 def test_arbitrary_object_is_an_invalid_response(gateway):
     r = call(gateway, "kit.export", {"configuration": {"return": "object"}})
     assert r.status_code == 422
-    assert errors(r) == [{"code": "invalid_extension_response", "message": "Extension response is not serializable."}]
+    assert errors(r) == [
+        {"code": "invalid_extension_response", "message": "Extension response is not serializable."}
+    ]
 
 
-@pytest.mark.parametrize("size, limit, ok", [
-    (1000, 1000, True), (1001, 1000, False), (1000, "1000", True), (1001, "1000", False),
-    (5 * 1024 * 1024, 0, True), (5 * 1024 * 1024 + 1, 0, False), (5 * 1024 * 1024 + 1, None, False),
-    (6 * 1024 * 1024, 7 * 1024 * 1024, True),
-])
+@pytest.mark.parametrize(
+    "size, limit, ok",
+    [
+        (1000, 1000, True),
+        (1001, 1000, False),
+        (1000, "1000", True),
+        (1001, "1000", False),
+        (5 * 1024 * 1024, 0, True),
+        (5 * 1024 * 1024 + 1, 0, False),
+        (5 * 1024 * 1024 + 1, None, False),
+        (6 * 1024 * 1024, 7 * 1024 * 1024, True),
+    ],
+)
 def test_max_response_size(gateway, size, limit, ok):
     extra = {} if limit is None else {"maxResponseSize": limit}
     r = call(gateway, "kit.export", {"configuration": {"bytes": size}}, **extra)
@@ -365,8 +450,12 @@ def test_max_response_size(gateway, size, limit, ok):
     else:
         effective = int(limit) if limit else 5 * 1024 * 1024
         assert r.status_code == 422
-        assert errors(r) == [{"code": "response_size_exceeded",
-                              "message": f"response stream exceeded limit of {effective} bytes."}]
+        assert errors(r) == [
+            {
+                "code": "response_size_exceeded",
+                "message": f"response stream exceeded limit of {effective} bytes.",
+            }
+        ]
 
 
 @pytest.mark.parametrize("limit", ["abc", -5, True])
@@ -376,6 +465,7 @@ def test_max_response_size_must_be_a_positive_number(gateway, limit):
 
 
 # -- Every non-200 is shaped JSON ---------------------------------------------------------------
+
 
 def test_malformed_json_is_400(gateway):
     r = post(gateway.url, data=b'{"diy": true,')
@@ -403,8 +493,9 @@ def test_wrong_method_is_405(gateway):
 def test_body_over_the_limit_is_413(gateway):
     r = post(gateway.url, data=b" " * (50 * 1024 * 1024 + 1))
     assert r.status_code == 413
-    assert errors(r) == [{"code": "request_entity_too_large",
-                          "message": "Request body exceeds the limit of 52428800 bytes."}]
+    assert errors(r) == [
+        {"code": "request_entity_too_large", "message": "Request body exceeds the limit of 52428800 bytes."}
+    ]
 
 
 def test_large_import_batch_is_accepted(gateway):
@@ -417,6 +508,7 @@ def test_large_import_batch_is_accepted(gateway):
 
 
 # -- Health ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/", "/healthCheck"])
 def test_health(gateway, path):
@@ -435,11 +527,16 @@ def test_reference_drain_helpers_are_not_served(gateway, path):
 
 # -- Secrets never reach the log ---------------------------------------------------------------------
 
+
 def test_secret_never_reaches_the_log(gateway):
     for mode in ("refuse", "boom", "log"):
         call(gateway, "kit.ping", options_with(mode))
-    call(gateway, "kit.import", {"connection": CONNECTION, "postMapData": [{}], "configuration": {"raise": "refused"}})
+    call(
+        gateway,
+        "kit.import",
+        {"connection": CONNECTION, "postMapData": [{}], "configuration": {"raise": "refused"}},
+    )
     log = gateway.log()
     assert "plugin says the password is ********" in log  # the plugin's line was logged...
-    assert SECRET not in log                                # ...without the secret
+    assert SECRET not in log  # ...without the secret
     assert TOKEN not in log and ROTATED not in log

@@ -1,4 +1,5 @@
 """gateway.resources.PerConnection: one client per distinct connection, bounded."""
+
 from gateway.resources import PerConnection
 
 

@@ -1,18 +1,23 @@
 """Secret masking, unit by unit: the forms a secret takes in text."""
+
 from gateway.scrub import MASK, Scrubber, call_secrets
 
 
 def test_secrets_come_from_both_places_a_connection_keeps_them():
-    options = {"bearerToken": "one-time-token",
-               "connection": {"encrypted": {"password": "p1", "nested": {"key": 12345}},
-                              "wrapper": {"encrypted": {"apiKey": "k-from-wrapper"}},
-                              "unencrypted": {"host": "not-a-secret"}}}
+    options = {
+        "bearerToken": "one-time-token",
+        "connection": {
+            "encrypted": {"password": "p1", "nested": {"key": 12345}},
+            "wrapper": {"encrypted": {"apiKey": "k-from-wrapper"}},
+            "unencrypted": {"host": "not-a-secret"},
+        },
+    }
     assert sorted(call_secrets(options)) == sorted(["p1", "12345", "k-from-wrapper", "one-time-token"])
 
 
 def test_masks_raw_url_encoded_and_json_escaped_forms():
-    scrub = Scrubber(["p@ss/word\"x"]).scrub
-    assert scrub("raw p@ss/word\"x here") == f"raw {MASK} here"
+    scrub = Scrubber(['p@ss/word"x']).scrub
+    assert scrub('raw p@ss/word"x here') == f"raw {MASK} here"
     assert scrub("postgresql://u:p%40ss%2Fword%22x@db/x") == f"postgresql://u:{MASK}@db/x"
     assert scrub('{"password": "p@ss/word\\"x"}') == f'{{"password": "{MASK}"}}'
 
@@ -40,7 +45,10 @@ def test_scrub_errors_masks_messages_in_place():
 
 def test_a_calls_scrubber_is_reused_for_the_same_secrets():
     from gateway.scrub import NOTHING, scrubber_for
+
     options = {"connection": {"encrypted": {"password": "Reused-Secret-1"}}}
-    assert scrubber_for(options) is scrubber_for({"connection": {"encrypted": {"password": "Reused-Secret-1"}}})
+    assert scrubber_for(options) is scrubber_for(
+        {"connection": {"encrypted": {"password": "Reused-Secret-1"}}}
+    )
     assert scrubber_for(options).scrub("x Reused-Secret-1") == f"x {MASK}"
     assert scrubber_for({"connection": {}}) is NOTHING

@@ -10,7 +10,7 @@ Backends count slots where the deployment needs them counted:
 * ``local`` - across every worker of one host, through the arbiter process the
   gunicorn master starts (:mod:`gateway.limits.arbiter`); a slot is a socket,
   so the kernel frees it when a worker dies. In a process without gunicorn
-  (``stackgate call``, an embedded app) slots are counted in the process.
+  (``wrapgate call``, an embedded app) slots are counted in the process.
 * ``redis`` - across hosts, with leases that expire unless renewed
   (:mod:`gateway.limits.redis_backend`).
 * ``none`` - no per-connection limit.
@@ -20,6 +20,7 @@ A call over its connection's limit waits, first come first served, up to
 ``Retry-After``. Waiting blocks on a socket, never spins. Besides, each worker
 caps its calls in flight (``max_in_flight``) and answers 503 past it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,7 +28,8 @@ import logging
 import math
 import sys
 import threading
-from typing import Any, Iterator, Mapping, Protocol
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from ..config import MAX_LEVEL, Settings
 from ..errors import ConcurrencyLimitExceeded, GatewayError, InvalidRequest, LimiterUnavailable
@@ -77,21 +79,25 @@ class Limiter:
         if raw is None:
             return self.settings.levels.get(connection_id, self.settings.default_level)
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-            raise InvalidRequest(f"connection.concurrencyLevel must be a whole number from 1 to "
-                                 f"{MAX_LEVEL}, got {raw!r}.")
+            raise InvalidRequest(
+                f"connection.concurrencyLevel must be a whole number from 1 to {MAX_LEVEL}, got {raw!r}."
+            )
         if raw > MAX_LEVEL:
             if connection_id not in self._capped:
                 self._capped.add(connection_id)
-                log.warning("connection %s asks for concurrency level %s; capped at %s",
-                            connection_id, raw, MAX_LEVEL)
+                log.warning(
+                    "connection %s asks for concurrency level %s; capped at %s", connection_id, raw, MAX_LEVEL
+                )
             return MAX_LEVEL
         return raw
 
     @contextlib.contextmanager
     def __call__(self, context: Any, options: Mapping[str, Any]) -> Iterator[None]:
         if not self._in_flight.acquire(blocking=False):
-            raise Overloaded(f"This gateway worker already runs {self.settings.max_in_flight} calls; "
-                             f"retry shortly.", headers={"Retry-After": "1"})
+            raise Overloaded(
+                f"This gateway worker already runs {self.settings.max_in_flight} calls; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
         try:
             key = context.connection_id
             if key is None or self.backend is None:
@@ -118,10 +124,9 @@ class Limiter:
                 if self.settings.limiter_failure != "local" or self.fallback is None:
                     log.error("%s limiter unavailable, refusing the call: %s", self.backend.name, exc)
                     raise LimiterUnavailable(
-                        "The concurrency limiter is unavailable; retry shortly.",
-                        headers={"Retry-After": "5"}) from None
-                log.error("%s limiter unavailable, limiting in this process only: %s",
-                          self.backend.name, exc)
+                        "The concurrency limiter is unavailable; retry shortly.", headers={"Retry-After": "5"}
+                    ) from None
+                log.error("%s limiter unavailable, limiting in this process only: %s", self.backend.name, exc)
                 lease = self.fallback.acquire(key, level, wait)
         finally:
             self._notify("waiting", key, -1)
@@ -131,7 +136,8 @@ class Limiter:
             raise ConcurrencyLimitExceeded(
                 f"Connection {key} already runs {level} calls (its concurrency level) and none "
                 f"finished within {wait:g} seconds.",
-                retry_after=max(1, math.ceil(wait)))
+                retry_after=max(1, math.ceil(wait)),
+            )
         return lease
 
     def _notify(self, what: str, key: str, delta: int) -> None:
@@ -154,7 +160,9 @@ def build(settings: Settings) -> Limiter:
         return Limiter(settings, ArbiterBackend(settings.limiter_socket), in_process)
     if "gunicorn.arbiter" in sys.modules:
         # Under gunicorn without our configuration no arbiter was started: each
-        # worker would count alone, and a connection could run level × workers calls.
-        log.warning("local limiter without its arbiter: limits count per worker process. Run gunicorn "
-                    "with -c config/gunicorn.conf.py (or STACKGATE_WORKERS=1), or use the redis limiter")
+        # worker would count alone, and a connection could run level x workers calls.
+        log.warning(
+            "local limiter without its arbiter: limits count per worker process. Run gunicorn "
+            "with -c config/gunicorn.conf.py (or WRAPGATE_WORKERS=1), or use the redis limiter"
+        )
     return Limiter(settings, in_process)

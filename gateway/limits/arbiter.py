@@ -9,6 +9,7 @@ and a worker that dies (SIGKILL, OOM, segfault) has it closed by the kernel,
 so no slot ever leaks. The arbiter sleeps in ``select`` between events and
 exits when the process that started it is gone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,22 +17,21 @@ import collections
 import logging
 import os
 import selectors
+import shutil
 import signal
 import socket
-import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from typing import Deque
 
 log = logging.getLogger("gateway.limits.arbiter")
 MAX_LINE = 1024
 
 
 class _Client:
-    __slots__ = ("sock", "buffer", "key", "level", "granted")
+    __slots__ = ("buffer", "granted", "key", "level", "sock")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -47,7 +47,7 @@ class Arbiter:
         self.parent = parent
         self.selector = selectors.DefaultSelector()
         self.running: dict[str, set[_Client]] = collections.defaultdict(set)
-        self.queues: dict[str, Deque[_Client]] = collections.defaultdict(collections.deque)
+        self.queues: dict[str, collections.deque[_Client]] = collections.defaultdict(collections.deque)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if os.path.exists(path):
             os.unlink(path)
@@ -138,6 +138,7 @@ class Arbiter:
 
 # -- Started, watched and stopped by the gunicorn master ------------------------------
 
+
 class Supervisor:
     """The master's handle on its arbiter: starts it, restarts it if it dies, stops it.
 
@@ -147,22 +148,32 @@ class Supervisor:
     """
 
     def __init__(self, log: logging.Logger | None = None):
-        self.folder = tempfile.mkdtemp(prefix="stackgate-limiter-")
+        self.folder = tempfile.mkdtemp(prefix="wrapgate-limiter-")
         self.path = os.path.join(self.folder, "arbiter.sock")
         self.log = log or logging.getLogger("gateway.limits.arbiter")
         self.proc: subprocess.Popen | None = None
         self._stopping = threading.Event()
 
-    def start(self) -> "Supervisor":
+    def start(self) -> Supervisor:
         self.proc = self._spawn()
-        threading.Thread(target=self._watch, name="stackgate-arbiter-watch", daemon=True).start()
+        threading.Thread(target=self._watch, name="wrapgate-arbiter-watch", daemon=True).start()
         return self
 
     def _spawn(self) -> subprocess.Popen:
         if os.path.exists(self.path):
             os.unlink(self.path)  # a dead arbiter's socket: wait for the new one's
-        proc = subprocess.Popen([sys.executable, "-m", "gateway.limits.arbiter", "--socket", self.path,
-                                 "--parent", str(os.getpid())], stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.limits.arbiter",
+                "--socket",
+                self.path,
+                "--parent",
+                str(os.getpid()),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not os.path.exists(self.path):
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -175,13 +186,17 @@ class Supervisor:
             code = self.proc.wait()  # blocks this thread only
             if self._stopping.is_set():
                 return
-            self.log.error("limiter arbiter pid %s exited (%s); restarting it. Calls running now are "
-                           "no longer counted against their connection's level", self.proc.pid, code)
+            self.log.error(
+                "limiter arbiter pid %s exited (%s); restarting it. Calls running now are "
+                "no longer counted against their connection's level",
+                self.proc.pid,
+                code,
+            )
             try:
                 self.proc = self._spawn()
                 self.log.error("limiter arbiter restarted: pid %s", self.proc.pid)
             except RuntimeError as exc:
-                self.log.error("%s; trying again in 5 s (calls meanwhile: STACKGATE_LIMITER_FAILURE)", exc)
+                self.log.error("%s; trying again in 5 s (calls meanwhile: WRAPGATE_LIMITER_FAILURE)", exc)
                 time.sleep(5)
 
     def stop(self) -> None:
@@ -196,13 +211,13 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="stackgate's local concurrency arbiter")
+    parser = argparse.ArgumentParser(description="wrapgate's local concurrency arbiter")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--parent", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    # SIGINT (Ctrl-C on `stackgate serve`) goes to the whole process group; the
+    # SIGINT (Ctrl-C on `wrapgate serve`) goes to the whole process group; the
     # master stops us when it is done draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     Arbiter(args.socket, args.parent).serve()

@@ -1,11 +1,11 @@
 """Slots counted on one host: in this process, or across workers through the arbiter."""
+
 from __future__ import annotations
 
 import collections
 import socket
 import threading
 import time
-from typing import Deque
 
 from . import BackendDown
 from .arbiter import MAX_LINE
@@ -19,7 +19,7 @@ RECONNECT_SECONDS = 2.0
 
 
 class _Waiter:
-    __slots__ = ("level", "event", "granted")
+    __slots__ = ("event", "granted", "level")
 
     def __init__(self, level: int):
         self.level = level
@@ -32,7 +32,7 @@ class _Slots:
 
     def __init__(self) -> None:
         self.in_use = 0
-        self.queue: Deque[_Waiter] = collections.deque()
+        self.queue: collections.deque[_Waiter] = collections.deque()
 
 
 class InProcessBackend:
@@ -44,7 +44,7 @@ class InProcessBackend:
         self._lock = threading.Lock()
         self._keys: dict[str, _Slots] = {}
 
-    def acquire(self, key: str, level: int, wait: float) -> "_InProcessLease | None":
+    def acquire(self, key: str, level: int, wait: float) -> _InProcessLease | None:
         with self._lock:
             slots = self._keys.setdefault(key, _Slots())
             if not slots.queue and slots.in_use < level:
@@ -83,7 +83,7 @@ class InProcessBackend:
 
 
 class _InProcessLease:
-    __slots__ = ("_backend", "_key", "_done")
+    __slots__ = ("_backend", "_done", "_key")
 
     def __init__(self, backend: InProcessBackend, key: str):
         self._backend, self._key, self._done = backend, key, False
@@ -102,7 +102,7 @@ class ArbiterBackend:
     def __init__(self, path: str):
         self.path = path
 
-    def acquire(self, key: str, level: int, wait: float) -> "_ArbiterLease | None":
+    def acquire(self, key: str, level: int, wait: float) -> _ArbiterLease | None:
         line = f"ACQ {level} {key}\n".encode()
         if len(line) > MAX_LINE or "\n" in key:
             raise ValueError("connection id too long for the limiter")
@@ -116,7 +116,7 @@ class ArbiterBackend:
         sock.settimeout(max(wait, 0.05))
         try:
             answer = sock.recv(16)
-        except socket.timeout:
+        except TimeoutError:
             sock.close()  # leaves the queue; a grant racing this close is freed on EOF
             return None
         except OSError as exc:
@@ -126,7 +126,6 @@ class ArbiterBackend:
             sock.close()
             raise BackendDown(f"arbiter at {self.path} answered {answer!r}")
         return _ArbiterLease(sock)
-
 
     def _connect(self) -> socket.socket:
         # The master restarts a dead arbiter within a fraction of a second: bridge

@@ -3,11 +3,11 @@
 Per connection ``K`` (keys share the hash tag ``{K}``, so Redis Cluster keeps
 them on one node):
 
-* ``stackgate:{K}:run``  - sorted set of holders, scored by lease expiry (ms);
-* ``stackgate:{K}:queue`` - sorted set of waiters, scored by arrival ticket;
-* ``stackgate:{K}:qexp``  - the same waiters, scored by expiry, so a waiter that
+* ``wrapgate:{K}:run``  - sorted set of holders, scored by lease expiry (ms);
+* ``wrapgate:{K}:queue`` - sorted set of waiters, scored by arrival ticket;
+* ``wrapgate:{K}:qexp``  - the same waiters, scored by expiry, so a waiter that
   died is dropped from the queue;
-* ``stackgate:{K}:wake:<id>`` - a list the waiter blocks on (BLPOP).
+* ``wrapgate:{K}:wake:<id>`` - a list the waiter blocks on (BLPOP).
 
 A waiter joins the queue and is granted a slot when it is among the first
 ``level - running`` waiters: first come, first served across hosts. A release
@@ -17,6 +17,7 @@ expired) is noticed. A held lease is renewed every third of its length by one
 thread per process, so a 5-minute call keeps its slot, and a crashed worker's
 slot is free again within ``lease_seconds``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,7 +39,9 @@ except ImportError:  # pragma: no cover - the `redis` extra is not installed
 _NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
 
 # KEYS: run, queue, qexp, seq.  ARGV: id, level, lease_ms, waiter_ms
-_ACQUIRE = _NOW + """
+_ACQUIRE = (
+    _NOW
+    + """
 local run, queue, qexp, seq = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, level = ARGV[1], tonumber(ARGV[2])
 local lease, waiter = tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -64,6 +67,7 @@ local ttl = lease * 4
 for _, k in ipairs({run, queue, qexp, seq}) do redis.call('PEXPIRE', k, ttl) end
 return granted
 """
+)
 
 # KEYS: run, queue, qexp.  ARGV: id, level, prefix of wake lists
 _RELEASE = """
@@ -83,19 +87,22 @@ return free
 """
 
 # KEYS: run.  ARGV: id, lease_ms.  1 when the lease was still held.
-_RENEW = _NOW + """
+_RENEW = (
+    _NOW
+    + """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
   return 1
 end
 return 0
 """
+)
 
 RECHECK = 1.0  # seconds between a waiter's own checks, for slots freed by expiry
 
 
 def _keys(key: str) -> tuple[str, str, str, str, str]:
-    base = f"stackgate:{{{key}}}"
+    base = f"wrapgate:{{{key}}}"
     return f"{base}:run", f"{base}:queue", f"{base}:qexp", f"{base}:seq", f"{base}:wake:"
 
 
@@ -104,27 +111,29 @@ class RedisBackend:
 
     def __init__(self, url: str, lease_seconds: float = 30.0):
         if redis is None:
-            raise RuntimeError("the redis limiter needs the 'redis' extra: pip install 'stackgate[redis]'")
+            raise RuntimeError("the redis limiter needs the 'redis' extra: pip install 'wrapgate[redis]'")
         self.lease_ms = int(lease_seconds * 1000)
         # Short socket timeouts: an unreachable Redis must fail a call fast, not hang it.
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5,
-                                           health_check_interval=30)
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        )
         self._acquire = self.client.register_script(_ACQUIRE)
         self._release = self.client.register_script(_RELEASE)
         self._renew = self.client.register_script(_RENEW)
-        self._held: "weakref.WeakSet[_RedisLease]" = weakref.WeakSet()
+        self._held: weakref.WeakSet[_RedisLease] = weakref.WeakSet()
         self._renewer: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def acquire(self, key: str, level: int, wait: float) -> "_RedisLease | None":
+    def acquire(self, key: str, level: int, wait: float) -> _RedisLease | None:
         run, queue, qexp, seq, wake_prefix = _keys(key)
         lease_id = uuid.uuid4().hex
         wake = wake_prefix + lease_id
         deadline = time.monotonic() + wait
         try:
             while True:
-                granted = self._acquire(keys=[run, queue, qexp, seq], args=[
-                    lease_id, level, self.lease_ms, int(RECHECK * 3000)])
+                granted = self._acquire(
+                    keys=[run, queue, qexp, seq], args=[lease_id, level, self.lease_ms, int(RECHECK * 3000)]
+                )
                 if granted:
                     self.client.delete(wake)
                     return self._hold(key, lease_id, level)
@@ -138,13 +147,14 @@ class RedisBackend:
         except redis.RedisError as exc:
             raise BackendDown(f"redis: {exc}") from None
 
-    def _hold(self, key: str, lease_id: str, level: int) -> "_RedisLease":
+    def _hold(self, key: str, lease_id: str, level: int) -> _RedisLease:
         lease = _RedisLease(self, key, lease_id, level)
         with self._lock:
             self._held.add(lease)
             if self._renewer is None or not self._renewer.is_alive():
-                self._renewer = threading.Thread(target=self._renew_forever, name="stackgate-lease-renewer",
-                                                 daemon=True)
+                self._renewer = threading.Thread(
+                    target=self._renew_forever, name="wrapgate-lease-renewer", daemon=True
+                )
                 self._renewer.start()
         return lease
 
@@ -158,12 +168,15 @@ class RedisBackend:
             try:
                 for lease in leases:
                     if not self._renew(keys=[_keys(lease.key)[0]], args=[lease.lease_id, self.lease_ms]):
-                        log.error("lease of a call on connection %s was lost (Redis restarted or the "
-                                  "call outlived its lease); its slot may be given to another call", lease.key)
+                        log.error(
+                            "lease of a call on connection %s was lost (Redis restarted or the "
+                            "call outlived its lease); its slot may be given to another call",
+                            lease.key,
+                        )
             except redis.RedisError as exc:
                 log.error("renewing concurrency leases failed: %s", exc)
 
-    def release(self, lease: "_RedisLease") -> None:
+    def release(self, lease: _RedisLease) -> None:
         with self._lock:
             self._held.discard(lease)
         run, queue, qexp, _, wake_prefix = _keys(lease.key)
@@ -175,7 +188,7 @@ class RedisBackend:
 
 
 class _RedisLease:
-    __slots__ = ("backend", "key", "lease_id", "level", "_done", "__weakref__")
+    __slots__ = ("__weakref__", "_done", "backend", "key", "lease_id", "level")
 
     def __init__(self, backend: RedisBackend, key: str, lease_id: str, level: int):
         self.backend, self.key, self.lease_id, self.level, self._done = backend, key, lease_id, level, False
@@ -184,4 +197,3 @@ class _RedisLease:
         if not self._done:
             self._done = True
             self.backend.release(self)
-

@@ -3,6 +3,7 @@
 It paginates four ways, authenticates three ways, fails and rate-limits on
 demand, and records what it was sent.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,13 +16,21 @@ from werkzeug.serving import make_server
 TOKEN = "api-Token-123"
 USER, PASSWORD = "ada", "api-Pass-456"
 API_KEY = "api-Key-789"
-RECORDS = [{"id": i, "name": f"Item {i}", "updated": f"2026-01-{1 + i % 28:02d}T00:00:00Z"} for i in range(1, 24)]
+RECORDS = [
+    {"id": i, "name": f"Item {i}", "updated": f"2026-01-{1 + i % 28:02d}T00:00:00Z"} for i in range(1, 24)
+]
 
 
 def create_api() -> Flask:
     app = Flask("test-api")
-    app.state = {"calls": [], "fail": {}, "created": [], "in_flight": 0, "max_in_flight": 0,
-                 "lock": threading.Lock()}
+    app.state = {
+        "calls": [],
+        "fail": {},
+        "created": [],
+        "in_flight": 0,
+        "max_in_flight": 0,
+        "lock": threading.Lock(),
+    }
     st = app.state
 
     def authorised() -> bool:
@@ -42,7 +51,9 @@ def create_api() -> Flask:
         plan = st["fail"].get(key)
         if plan and plan["times"] > 0:
             plan["times"] -= 1
-            headers = {"Retry-After": str(plan.get("retry_after"))} if plan.get("retry_after") is not None else {}
+            headers = (
+                {"Retry-After": str(plan.get("retry_after"))} if plan.get("retry_after") is not None else {}
+            )
             return jsonify({"message": f"try later ({plan['status']})"}), plan["status"], headers
         return None
 
@@ -57,26 +68,28 @@ def create_api() -> Flask:
     @app.get("/items-page")
     def items_page():
         page, size = int(request.args["page"]), int(request.args["per_page"])
-        return jsonify({"data": {"items": RECORDS[(page - 1) * size: page * size]}})
+        return jsonify({"data": {"items": RECORDS[(page - 1) * size : page * size]}})
 
     @app.get("/items-offset")
     def items_offset():
         offset, limit = int(request.args["offset"]), int(request.args["limit"])
-        return jsonify(RECORDS[offset: offset + limit])
+        return jsonify(RECORDS[offset : offset + limit])
 
     @app.get("/items-cursor")
     def items_cursor():
         start = int(request.args.get("cursor", 0))
-        chunk = RECORDS[start: start + 10]
+        chunk = RECORDS[start : start + 10]
         following = start + 10 if start + 10 < len(RECORDS) else None
         return jsonify({"results": chunk, "meta": {"next": str(following) if following else None}})
 
     @app.get("/items-link")
     def items_link():
         start = int(request.args.get("start", 0))
-        response = jsonify(RECORDS[start: start + 7])
+        response = jsonify(RECORDS[start : start + 7])
         if start + 7 < len(RECORDS):
-            response.headers["Link"] = f'</items-link?start={start + 7}>; rel="next", </items-link>; rel="first"'
+            response.headers["Link"] = (
+                f'</items-link?start={start + 7}>; rel="next", </items-link>; rel="first"'
+            )
         return response
 
     @app.get("/items-evil-link")

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from api import ApiServer  # noqa: E402
+from api import ApiServer
 
 
 @pytest.fixture
@@ -18,6 +18,6 @@ def api():
 def call():
     """One call through the gateway's own call path (no HTTP), ``(status, answer)``."""
     from gateway.testing import InProcessGateway
-    from stackgate_rest import connector as plugin
+    from wrapgate_rest import connector as plugin
 
     return InProcessGateway({"rest": plugin}, call_timeout=60).call

@@ -1,14 +1,20 @@
 """The rest connector against a real HTTP API on 127.0.0.1 (tests/api.py)."""
+
 import pytest
+from api import API_KEY, PASSWORD, RECORDS, TOKEN, USER
 
 from gateway.testing import export_pages
 
-from api import API_KEY, PASSWORD, RECORDS, TOKEN, USER
-
 
 def conn(api, auth=None, secrets=None, **extra):
-    unencrypted = {"baseURI": api.url, "pingPath": "/me", "auth": auth or {"type": "bearer"},
-                   "retries": 2, "backoff": 0.01, **extra}
+    unencrypted = {
+        "baseURI": api.url,
+        "pingPath": "/me",
+        "auth": auth or {"type": "bearer"},
+        "retries": 2,
+        "backoff": 0.01,
+        **extra,
+    }
     return {"_id": "rest-1", "unencrypted": unencrypted, "encrypted": secrets or {"token": TOKEN}}
 
 
@@ -18,20 +24,26 @@ def export_all(call, options):
 
 # -- ping and auth ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("auth, secrets", [
-    ({"type": "bearer"}, {"token": TOKEN}),
-    ({"type": "basic", "username": USER}, {"password": PASSWORD}),
-    ({"type": "apiKey", "headerName": "X-Api-Key"}, {"apiKey": API_KEY}),
-    ({"type": "apiKey", "queryParam": "key"}, {"apiKey": API_KEY}),
-])
+
+@pytest.mark.parametrize(
+    "auth, secrets",
+    [
+        ({"type": "bearer"}, {"token": TOKEN}),
+        ({"type": "basic", "username": USER}, {"password": PASSWORD}),
+        ({"type": "apiKey", "headerName": "X-Api-Key"}, {"apiKey": API_KEY}),
+        ({"type": "apiKey", "queryParam": "key"}, {"apiKey": API_KEY}),
+    ],
+)
 def test_ping_with_each_auth_scheme(call, api, auth, secrets):
     assert call("rest.ping", {"connection": conn(api, auth, secrets)}) == (200, {"statusCode": 200})
 
 
 def test_ping_refused_is_401_with_the_apis_reason(call, api):
     status, body = call("rest.ping", {"connection": conn(api, secrets={"token": "wrong-Token-000"})})
-    assert body == {"statusCode": 401, "errors": [
-        {"code": "unauthorized", "message": "GET /me answered 401: invalid credentials"}]}
+    assert body == {
+        "statusCode": 401,
+        "errors": [{"code": "unauthorized", "message": "GET /me answered 401: invalid credentials"}],
+    }
 
 
 def test_ping_other_failures_are_explained(call, api):
@@ -44,6 +56,7 @@ def test_ping_other_failures_are_explained(call, api):
 
 def test_ping_of_a_closed_port_is_offline(call, api):
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         c = conn(api, retries=0)
@@ -67,6 +80,7 @@ def test_credentials_in_the_base_uri_are_refused(call, api):
 
 # -- retries ------------------------------------------------------------------------------------
 
+
 def test_503_is_retried_with_back_off(call, api):
     api.fail("/me", 503, times=2)
     assert call("rest.ping", {"connection": conn(api)})[1] == {"statusCode": 200}
@@ -75,6 +89,7 @@ def test_503_is_retried_with_back_off(call, api):
 
 def test_429_honours_retry_after(call, api):
     import time
+
     api.fail("/me", 429, times=1, retry_after=1)
     started = time.monotonic()
     assert call("rest.ping", {"connection": conn(api)})[1] == {"statusCode": 200}
@@ -90,16 +105,24 @@ def test_retries_run_out(call, api):
 
 def test_post_is_not_repeated_after_a_5xx(call, api):
     api.fail("/items", 502, times=1)
-    status, results = call("rest.import", {"connection": conn(api), "postMapData": [{"name": "once"}],
-                                           "configuration": {"path": "/items"}})
+    status, results = call(
+        "rest.import",
+        {"connection": conn(api), "postMapData": [{"name": "once"}], "configuration": {"path": "/items"}},
+    )
     assert results[0]["statusCode"] == 422 and results[0]["errors"][0]["code"] == "http_502"
     assert len([c for c in api.state["calls"] if c[0] == "POST"]) == 1
 
 
 def test_post_is_repeated_after_a_429(call, api):
     api.fail("/items", 429, times=1, retry_after=0)
-    status, results = call("rest.import", {"connection": conn(api), "postMapData": [{"name": "twice"}],
-                                           "configuration": {"path": "/items", "idPath": "data.id"}})
+    status, results = call(
+        "rest.import",
+        {
+            "connection": conn(api),
+            "postMapData": [{"name": "twice"}],
+            "configuration": {"path": "/items", "idPath": "data.id"},
+        },
+    )
     assert results == [{"statusCode": 200, "id": "new-1"}]
     assert len([c for c in api.state["calls"] if c[0] == "POST"]) == 2
 
@@ -110,25 +133,37 @@ IDS = [r["id"] for r in RECORDS]
 
 
 def test_page_number_pagination(call, api):
-    o = {"connection": conn(api), "configuration": {
-        "path": "/items-page", "recordsPath": "data.items",
-        "pagination": {"type": "page", "pageSize": 10}}}
+    o = {
+        "connection": conn(api),
+        "configuration": {
+            "path": "/items-page",
+            "recordsPath": "data.items",
+            "pagination": {"type": "page", "pageSize": 10},
+        },
+    }
     pages = export_all(call, o)
     assert [len(p["data"]) for p in pages] == [10, 10, 3]
     assert [r["id"] for p in pages for r in p["data"]] == IDS
 
 
 def test_offset_pagination(call, api):
-    o = {"connection": conn(api), "configuration": {
-        "path": "/items-offset", "pagination": {"type": "offset", "pageSize": 5}}}
+    o = {
+        "connection": conn(api),
+        "configuration": {"path": "/items-offset", "pagination": {"type": "offset", "pageSize": 5}},
+    }
     pages = export_all(call, o)
     assert [r["id"] for p in pages for r in p["data"]] == IDS and len(pages) == 5
 
 
 def test_cursor_pagination(call, api):
-    o = {"connection": conn(api), "configuration": {
-        "path": "/items-cursor", "recordsPath": "results",
-        "pagination": {"type": "cursor", "cursorPath": "meta.next"}}}
+    o = {
+        "connection": conn(api),
+        "configuration": {
+            "path": "/items-cursor",
+            "recordsPath": "results",
+            "pagination": {"type": "cursor", "cursorPath": "meta.next"},
+        },
+    }
     pages = export_all(call, o)
     assert [r["id"] for p in pages for r in p["data"]] == IDS and len(pages) == 3
 
@@ -140,7 +175,10 @@ def test_link_header_pagination(call, api):
 
 
 def test_a_next_link_to_another_host_is_not_followed(call, api):
-    o = {"connection": conn(api), "configuration": {"path": "/items-evil-link", "pagination": {"type": "link"}}}
+    o = {
+        "connection": conn(api),
+        "configuration": {"path": "/items-evil-link", "pagination": {"type": "link"}},
+    }
     status, first = call("rest.export", o)
     status, body = call("rest.export", dict(o, state=first["state"]))
     assert status == 422 and "another host" in body["errors"][0]["message"]
@@ -148,18 +186,28 @@ def test_a_next_link_to_another_host_is_not_followed(call, api):
 
 
 def test_delta_sends_last_execution_time(call, api):
-    o = {"connection": conn(api), "type": "delta", "delta": {"dateField": "updated", "lastExecutionTime":
-                                                             1768003200000},  # 2026-01-10T00:00:00Z
-         "configuration": {"path": "/items-delta", "delta": {"param": "updated_since"}}}
+    o = {
+        "connection": conn(api),
+        "type": "delta",
+        "delta": {"dateField": "updated", "lastExecutionTime": 1768003200000},  # 2026-01-10T00:00:00Z
+        "configuration": {"path": "/items-delta", "delta": {"param": "updated_since"}},
+    }
     status, page = call("rest.export", o)
     from urllib.parse import unquote
-    assert [unquote(c[1]) for c in api.state["calls"]] == ["/items-delta?updated_since=2026-01-10T00:00:00.000Z"]
+
+    assert [unquote(c[1]) for c in api.state["calls"]] == [
+        "/items-delta?updated_since=2026-01-10T00:00:00.000Z"
+    ]
     assert page["data"] == [r for r in RECORDS if r["updated"] > "2026-01-10T00:00:00.000Z"]
 
 
 def test_test_export_honours_limit(call, api):
-    o = {"connection": conn(api), "type": "test", "test": {"limit": 2},
-         "configuration": {"path": "/items-offset", "pagination": {"type": "offset", "pageSize": 10}}}
+    o = {
+        "connection": conn(api),
+        "type": "test",
+        "test": {"limit": 2},
+        "configuration": {"path": "/items-offset", "pagination": {"type": "offset", "pageSize": 10}},
+    }
     status, page = call("rest.export", o)
     assert [r["id"] for r in page["data"]] == [1, 2] and page["lastPage"] is True
 
@@ -173,17 +221,31 @@ def test_export_refused_takes_the_connection_offline(call, api):
 def test_export_api_error_is_422_with_its_text(call, api):
     o = {"connection": conn(api, retries=0), "configuration": {"path": "/broken"}}
     status, body = call("rest.export", o)
-    assert status == 422 and body["errors"] == [{"code": "http_500",
-                                                 "message": "GET /broken answered 500: database on fire"}]
+    assert status == 422 and body["errors"] == [
+        {"code": "http_500", "message": "GET /broken answered 500: database on fire"}
+    ]
 
 
 # -- import -----------------------------------------------------------------------------------------
 
+
 def test_create_maps_every_status_per_record(call, api):
-    records = [{"name": "a"}, {"name": "b", "bad": True}, {"name": "c", "forbidden": True},
-               {"name": "d", "boom": True}, {"name": "e"}, "not an object"]
-    status, results = call("rest.import", {"connection": conn(api, retries=0), "postMapData": records,
-                                           "configuration": {"path": "/items", "idPath": "data.id"}})
+    records = [
+        {"name": "a"},
+        {"name": "b", "bad": True},
+        {"name": "c", "forbidden": True},
+        {"name": "d", "boom": True},
+        {"name": "e"},
+        "not an object",
+    ]
+    status, results = call(
+        "rest.import",
+        {
+            "connection": conn(api, retries=0),
+            "postMapData": records,
+            "configuration": {"path": "/items", "idPath": "data.id"},
+        },
+    )
     assert status == 200
     assert [r["statusCode"] for r in results] == [200, 422, 401, 422, 200, 422]
     assert results[1]["errors"] == [{"code": "http_422", "message": "name is required"}]
@@ -194,8 +256,14 @@ def test_create_maps_every_status_per_record(call, api):
 
 def test_update_with_id_from_the_record(call, api):
     records = [{"id": "a1", "name": "x"}, {"id": "missing", "name": "y"}, {"name": "no id"}]
-    status, results = call("rest.import", {"connection": conn(api), "postMapData": records,
-                                           "configuration": {"method": "PATCH", "path": "/items/{id}"}})
+    status, results = call(
+        "rest.import",
+        {
+            "connection": conn(api),
+            "postMapData": records,
+            "configuration": {"method": "PATCH", "path": "/items/{id}"},
+        },
+    )
     assert results[0] == {"statusCode": 200, "id": "a1"}
     assert results[1]["statusCode"] == 422 and results[1]["errors"][0]["message"] == "no such item"
     assert results[2]["statusCode"] == 422 and "has no id" in results[2]["errors"][0]["message"]
@@ -204,28 +272,42 @@ def test_update_with_id_from_the_record(call, api):
 
 def test_records_go_out_concurrently_within_the_bound(call, api):
     records = [{"name": str(i), "sleep": 0.2} for i in range(12)]
-    status, results = call("rest.import", {"connection": conn(api), "postMapData": records,
-                                           "configuration": {"path": "/items", "idPath": "data.id",
-                                                             "concurrency": 3}})
+    status, results = call(
+        "rest.import",
+        {
+            "connection": conn(api),
+            "postMapData": records,
+            "configuration": {"path": "/items", "idPath": "data.id", "concurrency": 3},
+        },
+    )
     assert [r["statusCode"] for r in results] == [200] * 12
     assert api.state["max_in_flight"] == 3
 
 
 def test_unreachable_api_fails_every_record_with_401(call, api):
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         c = conn(api, retries=0)
         c["unencrypted"]["baseURI"] = f"http://127.0.0.1:{s.getsockname()[1]}"
-        status, results = call("rest.import", {"connection": c, "postMapData": [{"a": 1}, {"a": 2}],
-                                               "configuration": {"path": "/items"}})
+        status, results = call(
+            "rest.import",
+            {"connection": c, "postMapData": [{"a": 1}, {"a": 2}], "configuration": {"path": "/items"}},
+        )
     assert [r["statusCode"] for r in results] == [401, 401]
     assert results[0]["errors"][0]["code"] == "connection_offline"
 
 
 def test_configuration_problems_are_listed(call, api):
-    status, body = call("rest.import", {"connection": conn(api), "postMapData": [{}],
-                                        "configuration": {"method": "PUT", "path": "items", "concurrency": 99}})
+    status, body = call(
+        "rest.import",
+        {
+            "connection": conn(api),
+            "postMapData": [{}],
+            "configuration": {"method": "PUT", "path": "items", "concurrency": 99},
+        },
+    )
     assert status == 422
     fields = sorted(e["message"].split(":")[0] for e in body["errors"])
     assert fields == ["configuration.concurrency", "configuration.path"]

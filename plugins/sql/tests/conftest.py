@@ -1,4 +1,5 @@
 """Fixtures of the sql connector's tests: a real PostgreSQL, a database per test."""
+
 import shutil
 import sys
 import tempfile
@@ -9,14 +10,14 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pg_server import Postgres  # noqa: E402
+from pg_server import Postgres
 
 
 @pytest.fixture(scope="session")
 def postgres():
     # Not under pytest's tmp folder: that one is private to root, and the server
     # runs as `postgres`.
-    folder = Path(tempfile.mkdtemp(prefix="stackgate-pg-"))
+    folder = Path(tempfile.mkdtemp(prefix="wrapgate-pg-"))
     server = Postgres(folder).start()
     yield server
     server.stop()
@@ -43,6 +44,6 @@ def pg_db(postgres, request):
 def call():
     """One call through the gateway's own call path (no HTTP), ``(status, answer)``."""
     from gateway.testing import InProcessGateway
-    from stackgate_sql import connector as plugin
+    from wrapgate_sql import connector as plugin
 
     return InProcessGateway({"sql": plugin}, call_timeout=60).call

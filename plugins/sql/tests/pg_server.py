@@ -4,6 +4,7 @@ initdb and pg_ctl from the distribution's server package (scripts/test installs
 it). PostgreSQL refuses to run as root, so as root the cluster belongs to the
 `postgres` system user the package creates.
 """
+
 import glob
 import os
 import pwd
@@ -14,7 +15,7 @@ from pathlib import Path
 from gateway.testing import free_port
 
 PASSWORD = "pg-Secret-4711"
-USER = "stackgate"
+USER = "wrapgate"
 
 
 def _bin(name):
@@ -47,11 +48,26 @@ class Postgres:
         if self.as_user:
             pw = pwd.getpwnam("postgres")
             os.chown(pwfile, pw.pw_uid, pw.pw_gid)
-        self.run(_bin("initdb"), "-D", str(self.data), "-U", USER, "--pwfile", str(pwfile),
-                 "--auth=scram-sha-256", "-E", "UTF8", "--no-instructions")
-        options = (f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self.run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        self.run(
+            _bin("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            USER,
+            "--pwfile",
+            str(pwfile),
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        )
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self.run(
+            _bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.folder / "log"), "-w", "start"
+        )
         return self
 
     def stop(self):

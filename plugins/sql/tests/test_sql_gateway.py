@@ -1,28 +1,35 @@
 """The sql connector through a real gunicorn: discovered by its entry point, called over HTTP."""
+
 import json
 import subprocess
 import sys
 
 import pytest
-
 from pg_server import connection
+
 from gateway.testing import GatewayProcess
 
 
 @pytest.fixture
 def gateway(tmp_path):
-    with GatewayProcess(tmp_path, env={"STACKGATE_PLUGINS": "sql"}) as server:
+    with GatewayProcess(tmp_path, env={"WRAPGATE_PLUGINS": "sql"}) as server:
         yield server
 
 
 def test_export_pages_until_last_page_over_http(gateway, postgres, pg_db):
     name, engine = pg_db
     with engine.begin() as conn:
-        conn.exec_driver_sql("CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2), placed timestamptz)")
-        conn.exec_driver_sql("INSERT INTO orders SELECT i, i * 2.5, '2026-05-01'::timestamptz + i * interval '1 day' "
-                             "FROM generate_series(1, 2500) i")
-    options = {"connection": connection(postgres, name),
-               "configuration": {"table": "orders", "key": "id", "pageSize": 1000}}
+        conn.exec_driver_sql(
+            "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2), placed timestamptz)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO orders SELECT i, i * 2.5, '2026-05-01'::timestamptz + i * interval '1 day' "
+            "FROM generate_series(1, 2500) i"
+        )
+    options = {
+        "connection": connection(postgres, name),
+        "configuration": {"table": "orders", "key": "id", "pageSize": 1000},
+    }
     ids, state, calls = [], None, 0
     while True:
         calls += 1
@@ -42,8 +49,14 @@ def test_import_over_http(gateway, postgres, pg_db):
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE items (sku text PRIMARY KEY, qty integer NOT NULL)")
     records = [{"sku": "A", "qty": 1}, {"sku": "B", "qty": None}, {"sku": "C", "qty": 3}]
-    r = gateway.call("sql.import", {"connection": connection(postgres, name), "postMapData": records,
-                                    "configuration": {"table": "items", "operation": "upsert"}})
+    r = gateway.call(
+        "sql.import",
+        {
+            "connection": connection(postgres, name),
+            "postMapData": records,
+            "configuration": {"table": "items", "operation": "upsert"},
+        },
+    )
     assert [e["statusCode"] for e in r.json()] == [200, 422, 200]
     assert r.json()[0] == {"statusCode": 200, "id": "A"}
 
@@ -55,9 +68,17 @@ def test_wrong_password_ping_over_http_never_leaks_it(gateway, postgres, pg_db):
 
 
 def test_plugins_lists_both_bundled_connectors():
-    out = subprocess.run([sys.executable, "-m", "gateway", "plugins", "--json"], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "STACKGATE_PLUGINS": "sql,rest"})
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "plugins", "--json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "WRAPGATE_PLUGINS": "sql,rest"},
+    )
     rest, sql = json.loads(out.stdout)["connectors"]
-    assert sql["package"] == "stackgate-sql" and sql["functions"] == ["sql.export", "sql.import", "sql.ping"]
-    assert rest["package"] == "stackgate-rest" and rest["functions"] == ["rest.export", "rest.import", "rest.ping"]
+    assert sql["package"] == "wrapgate-sql" and sql["functions"] == ["sql.export", "sql.import", "sql.ping"]
+    assert rest["package"] == "wrapgate-rest" and rest["functions"] == [
+        "rest.export",
+        "rest.import",
+        "rest.ping",
+    ]
     assert out.returncode == 0

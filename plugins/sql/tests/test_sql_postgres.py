@@ -1,15 +1,15 @@
 """The sql connector against a real PostgreSQL: every export type, every import mode."""
+
 import datetime
 import socket
 import threading
 import time
 
 import pytest
+import sqlalchemy as sa
+from pg_server import PASSWORD, connection
 
 from gateway.testing import export_pages
-import sqlalchemy as sa
-
-from pg_server import PASSWORD, connection
 
 SCHEMA = """
 CREATE TABLE customers (
@@ -31,11 +31,14 @@ CREATE TABLE customers (
 def seed(engine, count=25):
     with engine.begin() as conn:
         conn.exec_driver_sql(SCHEMA)
-        conn.execute(sa.text(
-            "INSERT INTO customers (id, email, name, balance, updated_at) "
-            "SELECT i * 10, 'c' || i || '@example.com', 'Customer ' || i, i * 1.5, "
-            "timestamptz '2026-01-01 00:00:00+00' + i * interval '1 hour' FROM generate_series(1, :n) i"),
-            {"n": count})
+        conn.execute(
+            sa.text(
+                "INSERT INTO customers (id, email, name, balance, updated_at) "
+                "SELECT i * 10, 'c' || i || '@example.com', 'Customer ' || i, i * 1.5, "
+                "timestamptz '2026-01-01 00:00:00+00' + i * interval '1 hour' FROM generate_series(1, :n) i"
+            ),
+            {"n": count},
+        )
 
 
 def export_all(call, options):
@@ -43,11 +46,14 @@ def export_all(call, options):
 
 
 def options(postgres, db, **configuration):
-    return {"connection": connection(postgres, db),
-            "configuration": {"table": "customers", "key": "id", **configuration}}
+    return {
+        "connection": connection(postgres, db),
+        "configuration": {"table": "customers", "key": "id", **configuration},
+    }
 
 
 # -- ping ----------------------------------------------------------------------------
+
 
 def test_ping_succeeds(call, postgres, pg_db):
     assert call("sql.ping", {"connection": connection(postgres, pg_db[0])}) == (200, {"statusCode": 200})
@@ -67,7 +73,7 @@ def test_ping_of_a_closed_port_is_401_offline(call, postgres):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: refused
-        conn["unencrypted"]["url"] = f"postgresql+psycopg://stackgate@127.0.0.1:{port}/postgres"
+        conn["unencrypted"]["url"] = f"postgresql+psycopg://wrapgate@127.0.0.1:{port}/postgres"
         status, body = call("sql.ping", {"connection": conn})
     assert body["statusCode"] == 401 and body["errors"][0]["code"] == "connection_offline"
 
@@ -78,7 +84,7 @@ def test_ping_of_a_server_that_never_answers_gives_up_at_the_connect_timeout(cal
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         conn = connection(postgres, "postgres", connectTimeout=1)
-        conn["unencrypted"]["url"] = f"postgresql+psycopg://stackgate@127.0.0.1:{silent.getsockname()[1]}/x"
+        conn["unencrypted"]["url"] = f"postgresql+psycopg://wrapgate@127.0.0.1:{silent.getsockname()[1]}/x"
         started = time.monotonic()
         status, body = call("sql.ping", {"connection": conn})
         elapsed = time.monotonic() - started
@@ -97,11 +103,16 @@ def test_password_in_the_url_is_refused(call, postgres):
 def test_changed_password_gets_a_new_engine(call, postgres, pg_db):
     assert call("sql.ping", {"connection": connection(postgres, pg_db[0])})[1] == {"statusCode": 200}
     # Same URL, wrong password: a cached engine with the old password would still succeed.
-    assert call("sql.ping", {"connection": connection(postgres, pg_db[0], password="nope-nope")})[1][
-        "statusCode"] == 401
+    assert (
+        call("sql.ping", {"connection": connection(postgres, pg_db[0], password="nope-nope")})[1][
+            "statusCode"
+        ]
+        == 401
+    )
 
 
 # -- export ----------------------------------------------------------------------------------
+
 
 def test_export_all_pages_by_key_to_the_last_page(call, postgres, pg_db):
     seed(pg_db[1])
@@ -125,8 +136,12 @@ def test_export_is_keyset_not_offset(call, postgres, pg_db):
     try:
         # Rows inserted before the cursor position while paging do not shift the pages.
         with pg_db[1].begin() as conn:
-            conn.execute(sa.text("INSERT INTO customers (id, email, name, updated_at) "
-                                 "VALUES (5, 'new@example.com', 'New', now())"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO customers (id, email, name, updated_at) "
+                    "VALUES (5, 'new@example.com', 'New', now())"
+                )
+            )
         status, second = call("sql.export", dict(opts, state=first["state"]))
     finally:
         sa.event.remove(sa.engine.Engine, "before_cursor_execute", capture)
@@ -137,9 +152,12 @@ def test_export_is_keyset_not_offset(call, postgres, pg_db):
 
 def test_export_delta_returns_rows_changed_since_last_execution(call, postgres, pg_db):
     seed(pg_db[1])
-    since = datetime.datetime(2026, 1, 1, 20, 0, tzinfo=datetime.timezone.utc)  # after row 20
-    opts = dict(options(postgres, pg_db[0], pageSize=3), type="delta",
-                delta={"dateField": "updated_at", "lastExecutionTime": int(since.timestamp() * 1000)})
+    since = datetime.datetime(2026, 1, 1, 20, 0, tzinfo=datetime.UTC)  # after row 20
+    opts = dict(
+        options(postgres, pg_db[0], pageSize=3),
+        type="delta",
+        delta={"dateField": "updated_at", "lastExecutionTime": int(since.timestamp() * 1000)},
+    )
     pages = export_all(call, opts)
     assert [r["id"] for p in pages for r in p["data"]] == [210, 220, 230, 240, 250]
 
@@ -179,33 +197,55 @@ def test_export_test_honours_limit_in_one_page(call, postgres, pg_db):
 def test_export_columns_and_json_forms_of_database_types(call, postgres, pg_db):
     seed(pg_db[1], count=1)
     with pg_db[1].begin() as conn:
-        conn.execute(sa.text(
-            "UPDATE customers SET uid = '12345678-1234-5678-1234-567812345678', photo = '\\x00ff', "
-            "birthday = '1990-02-03', wait = interval '90 seconds', tags = ARRAY['a','b'], "
-            "balance = 1234567890.12"))
+        conn.execute(
+            sa.text(
+                "UPDATE customers SET uid = '12345678-1234-5678-1234-567812345678', photo = '\\x00ff', "
+                "birthday = '1990-02-03', wait = interval '90 seconds', tags = ARRAY['a','b'], "
+                "balance = 1234567890.12"
+            )
+        )
     cols = ["id", "balance", "updated_at", "uid", "photo", "birthday", "wait", "tags"]
     status, page = call("sql.export", options(postgres, pg_db[0], columns=cols))
     assert status == 200, page
-    assert page["data"] == [{"id": 10, "balance": 1234567890.12, "updated_at": "2026-01-01T01:00:00+00:00",
-                             "uid": "12345678-1234-5678-1234-567812345678", "photo": "AP8=",
-                             "birthday": "1990-02-03", "wait": 90.0, "tags": ["a", "b"]}]
+    assert page["data"] == [
+        {
+            "id": 10,
+            "balance": 1234567890.12,
+            "updated_at": "2026-01-01T01:00:00+00:00",
+            "uid": "12345678-1234-5678-1234-567812345678",
+            "photo": "AP8=",
+            "birthday": "1990-02-03",
+            "wait": 90.0,
+            "tags": ["a", "b"],
+        }
+    ]
 
 
 def test_export_from_a_read_only_query(call, postgres, pg_db):
     seed(pg_db[1], count=6)
-    opts = {"connection": connection(postgres, pg_db[0]),
-            "configuration": {"query": "SELECT id, name FROM customers WHERE id > 20", "key": "id",
-                              "pageSize": 2}}
+    opts = {
+        "connection": connection(postgres, pg_db[0]),
+        "configuration": {
+            "query": "SELECT id, name FROM customers WHERE id > 20",
+            "key": "id",
+            "pageSize": 2,
+        },
+    }
     pages = export_all(call, opts)
     assert [r for p in pages for r in p["data"]] == [
-        {"id": 30, "name": "Customer 3"}, {"id": 40, "name": "Customer 4"},
-        {"id": 50, "name": "Customer 5"}, {"id": 60, "name": "Customer 6"}]
+        {"id": 30, "name": "Customer 3"},
+        {"id": 40, "name": "Customer 4"},
+        {"id": 50, "name": "Customer 5"},
+        {"id": 60, "name": "Customer 6"},
+    ]
 
 
 def test_a_query_cannot_write(call, postgres, pg_db):
     seed(pg_db[1], count=3)
-    for query in ["WITH d AS (DELETE FROM customers RETURNING id) SELECT id FROM d",
-                  "SELECT id FROM customers; DELETE FROM customers"]:
+    for query in [
+        "WITH d AS (DELETE FROM customers RETURNING id) SELECT id FROM d",
+        "SELECT id FROM customers; DELETE FROM customers",
+    ]:
         opts = {"connection": connection(postgres, pg_db[0]), "configuration": {"query": query, "key": "id"}}
         status, body = call("sql.export", opts)
         assert status == 422, body
@@ -213,15 +253,20 @@ def test_a_query_cannot_write(call, postgres, pg_db):
         assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 3
 
 
-@pytest.mark.parametrize("configuration, fragment", [
-    ({"table": "customers; DROP TABLE customers", "key": "id"}, "does not exist"),
-    ({"table": 'customers" --', "key": "id"}, "does not exist"),
-    ({"table": "customers", "key": "id; DROP TABLE customers"}, "not a column"),
-    ({"table": "customers", "key": "id", "columns": ["name FROM customers --"]}, "not a column"),
-])
+@pytest.mark.parametrize(
+    "configuration, fragment",
+    [
+        ({"table": "customers; DROP TABLE customers", "key": "id"}, "does not exist"),
+        ({"table": 'customers" --', "key": "id"}, "does not exist"),
+        ({"table": "customers", "key": "id; DROP TABLE customers"}, "not a column"),
+        ({"table": "customers", "key": "id", "columns": ["name FROM customers --"]}, "not a column"),
+    ],
+)
 def test_identifiers_cannot_inject_sql(call, postgres, pg_db, configuration, fragment):
     seed(pg_db[1], count=2)
-    status, body = call("sql.export", {"connection": connection(postgres, pg_db[0]), "configuration": configuration})
+    status, body = call(
+        "sql.export", {"connection": connection(postgres, pg_db[0]), "configuration": configuration}
+    )
     assert status == 422 and fragment in body["errors"][0]["message"]
     with pg_db[1].connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 2
@@ -230,17 +275,21 @@ def test_identifiers_cannot_inject_sql(call, postgres, pg_db, configuration, fra
 def test_values_cannot_inject_sql(call, postgres, pg_db):
     seed(pg_db[1], count=1)
     evil = "x'); DROP TABLE customers; --"
-    imp = {"connection": connection(postgres, pg_db[0]),
-           "configuration": {"table": "customers"},
-           "postMapData": [{"id": 1, "email": evil, "name": evil, "updated_at": "2026-01-01T00:00:00Z"}]}
+    imp = {
+        "connection": connection(postgres, pg_db[0]),
+        "configuration": {"table": "customers"},
+        "postMapData": [{"id": 1, "email": evil, "name": evil, "updated_at": "2026-01-01T00:00:00Z"}],
+    }
     assert call("sql.import", imp)[1] == [{"statusCode": 200, "id": "1"}]
     with pg_db[1].connect() as conn:
         assert conn.execute(sa.text("SELECT name FROM customers WHERE id = 1")).scalar() == evil
 
 
 def test_bad_export_configuration_lists_every_problem(call, postgres, pg_db):
-    status, body = call("sql.export", {"connection": connection(postgres, pg_db[0]),
-                                       "configuration": {"pageSize": 0, "colour": "red"}})
+    status, body = call(
+        "sql.export",
+        {"connection": connection(postgres, pg_db[0]), "configuration": {"pageSize": 0, "colour": "red"}},
+    )
     messages = [e["message"] for e in body["errors"]]
     assert status == 422
     assert any(m.startswith("configuration.key:") for m in messages)
@@ -250,9 +299,14 @@ def test_bad_export_configuration_lists_every_problem(call, postgres, pg_db):
 
 # -- import ----------------------------------------------------------------------------------
 
+
 def imp(postgres, db, records, **configuration):
-    return {"connection": connection(postgres, db), "postMapData": records, "preMapData": records,
-            "configuration": {"table": "customers", **configuration}}
+    return {
+        "connection": connection(postgres, db),
+        "postMapData": records,
+        "preMapData": records,
+        "configuration": {"table": "customers", **configuration},
+    }
 
 
 def rows(engine):
@@ -265,7 +319,7 @@ def test_insert_one_bad_record_never_fails_its_neighbours(call, postgres, pg_db)
     now = "2026-02-01T00:00:00Z"
     records = [
         {"id": 1, "email": "a@x", "name": "A", "updated_at": now},
-        {"id": 2, "email": "b@x", "updated_at": now},                     # name is NOT NULL
+        {"id": 2, "email": "b@x", "updated_at": now},  # name is NOT NULL
         {"id": 3, "email": "c1@example.com", "name": "C", "updated_at": now},  # duplicate email
         {"id": 4, "email": "d@x", "name": "D", "updated_at": now, "colour": "red"},  # no such column
         {"id": 5, "email": "e@x", "name": "E", "updated_at": now},
@@ -275,7 +329,9 @@ def test_insert_one_bad_record_never_fails_its_neighbours(call, postgres, pg_db)
     assert status == 200
     assert [r["statusCode"] for r in results] == [200, 422, 422, 422, 200, 422]
     assert results[0] == {"statusCode": 200, "id": "1"} and results[4] == {"statusCode": 200, "id": "5"}
-    assert results[1]["errors"][0]["code"] == "sqlstate_23502" and "name" in results[1]["errors"][0]["message"]
+    assert (
+        results[1]["errors"][0]["code"] == "sqlstate_23502" and "name" in results[1]["errors"][0]["message"]
+    )
     assert results[2]["errors"][0]["code"] == "sqlstate_23505"
     assert "colour: not a column" in results[3]["errors"][0]["message"]
     assert rows(pg_db[1]) == {1: "A", 5: "E", 10: "Customer 1"}
@@ -283,8 +339,10 @@ def test_insert_one_bad_record_never_fails_its_neighbours(call, postgres, pg_db)
 
 def test_insert_ignore_existing(call, postgres, pg_db):
     seed(pg_db[1], count=1)
-    records = [{"id": 10, "email": "x@x", "name": "Again", "updated_at": "2026-02-01T00:00:00Z"},
-               {"id": 11, "email": "y@x", "name": "New", "updated_at": "2026-02-01T00:00:00Z"}]
+    records = [
+        {"id": 10, "email": "x@x", "name": "Again", "updated_at": "2026-02-01T00:00:00Z"},
+        {"id": 11, "email": "y@x", "name": "New", "updated_at": "2026-02-01T00:00:00Z"},
+    ]
     status, results = call("sql.import", imp(postgres, pg_db[0], records, ignoreExisting=True))
     assert results == [{"statusCode": 200, "id": "10", "ignored": True}, {"statusCode": 200, "id": "11"}]
     assert rows(pg_db[1]) == {10: "Customer 1", 11: "New"}
@@ -293,20 +351,27 @@ def test_insert_ignore_existing(call, postgres, pg_db):
 def test_update_by_key_missing_rows_422_or_ignored(call, postgres, pg_db):
     seed(pg_db[1], count=2)
     records = [{"email": "c1@example.com", "name": "Renamed"}, {"email": "nobody@x", "name": "Ghost"}]
-    status, results = call("sql.import", imp(postgres, pg_db[0], records, operation="update",
-                                              keys=["email"], idColumn="id"))
+    status, results = call(
+        "sql.import", imp(postgres, pg_db[0], records, operation="update", keys=["email"], idColumn="id")
+    )
     assert results[0] == {"statusCode": 200, "id": "10"}
-    assert results[1]["statusCode"] == 422 and "no row with email='nobody@x'" in results[1]["errors"][0]["message"]
-    status, results = call("sql.import", imp(postgres, pg_db[0], records, operation="update",
-                                              keys=["email"], ignoreMissing=True))
+    assert (
+        results[1]["statusCode"] == 422
+        and "no row with email='nobody@x'" in results[1]["errors"][0]["message"]
+    )
+    status, results = call(
+        "sql.import", imp(postgres, pg_db[0], records, operation="update", keys=["email"], ignoreMissing=True)
+    )
     assert results[1] == {"statusCode": 200, "id": "nobody@x", "ignored": True}
     assert rows(pg_db[1]) == {10: "Renamed", 20: "Customer 2"}
 
 
 def test_upsert_inserts_and_updates_natively(call, postgres, pg_db):
     seed(pg_db[1], count=1)
-    records = [{"id": 10, "email": "c1@example.com", "name": "Updated", "updated_at": "2026-02-01T00:00:00Z"},
-               {"id": 99, "email": "n@x", "name": "Inserted", "updated_at": "2026-02-01T00:00:00Z"}]
+    records = [
+        {"id": 10, "email": "c1@example.com", "name": "Updated", "updated_at": "2026-02-01T00:00:00Z"},
+        {"id": 99, "email": "n@x", "name": "Inserted", "updated_at": "2026-02-01T00:00:00Z"},
+    ]
     status, results = call("sql.import", imp(postgres, pg_db[0], records, operation="upsert"))
     assert results == [{"statusCode": 200, "id": "10"}, {"statusCode": 200, "id": "99"}]
     assert rows(pg_db[1]) == {10: "Updated", 99: "Inserted"}
@@ -325,10 +390,12 @@ def test_lost_connection_answers_401_for_the_batch(call, postgres, pg_db):
             CREATE TRIGGER drop_session BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION drop_session();
         """)
     now = "2026-02-01T00:00:00Z"
-    records = [{"id": 1, "email": "a@x", "name": "A", "updated_at": now},
-               {"id": 2, "email": "b@x", "updated_at": now},
-               {"id": 3, "email": "k@x", "name": "kill", "updated_at": now},
-               {"id": 4, "email": "d@x", "name": "D", "updated_at": now}]
+    records = [
+        {"id": 1, "email": "a@x", "name": "A", "updated_at": now},
+        {"id": 2, "email": "b@x", "updated_at": now},
+        {"id": 3, "email": "k@x", "name": "kill", "updated_at": now},
+        {"id": 4, "email": "d@x", "name": "D", "updated_at": now},
+    ]
     status, results = call("sql.import", imp(postgres, pg_db[0], records))
     assert status == 200
     # Record 2 failed on its own; the others were in the lost transaction.

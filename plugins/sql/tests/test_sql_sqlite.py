@@ -1,8 +1,9 @@
 """The sql connector on SQLite (the embedded default): the same modes, another dialect."""
+
 import pytest
 import sqlalchemy as sa
 
-from stackgate_sql import demo
+from wrapgate_sql import demo
 
 
 @pytest.fixture
@@ -13,8 +14,10 @@ def sqlite_db(tmp_path):
 
 
 def opts(path, **configuration):
-    return {"connection": {"_id": "lite", "unencrypted": {"url": f"sqlite:///{path}"}},
-            "configuration": {"table": "customers", "key": "id", **configuration}}
+    return {
+        "connection": {"_id": "lite", "unencrypted": {"url": f"sqlite:///{path}"}},
+        "configuration": {"table": "customers", "key": "id", **configuration},
+    }
 
 
 def test_ping(call, sqlite_db):
@@ -58,22 +61,47 @@ def test_query_cannot_write_on_sqlite(call, sqlite_db):
     o["configuration"] = {"query": "SELECT id FROM customers WHERE id < 3", "key": "id"}
     assert [r["id"] for r in call("sql.export", o)[1]["data"]] == [1, 2]
     # query_only is switched back off on the pooled connection: imports still write.
-    imp = {"connection": o["connection"], "configuration": {"table": "customers", "operation": "update",
-                                                            "keys": ["id"]},
-           "postMapData": [{"id": 1, "name": "Still writable"}]}
+    imp = {
+        "connection": o["connection"],
+        "configuration": {"table": "customers", "operation": "update", "keys": ["id"]},
+        "postMapData": [{"id": 1, "name": "Still writable"}],
+    }
     assert call("sql.import", imp)[1] == [{"statusCode": 200, "id": "1"}]
 
 
 def test_upsert_and_bad_records(call, sqlite_db):
     path, engine = sqlite_db
-    records = [{"id": 1, "email": "customer1@example.com", "name": "Upserted",
-                "updated_at": "2026-03-01 00:00:00", "exported": False},
-               {"id": 100, "email": "new@example.com", "name": "New", "updated_at": "2026-03-01 00:00:00",
-                "exported": False},
-               {"id": 101, "email": "customer2@example.com", "name": "Dup", "updated_at": "2026-03-01 00:00:00",
-                "exported": False}]
-    status, results = call("sql.import", {"connection": opts(path)["connection"], "postMapData": records,
-                                          "configuration": {"table": "customers", "operation": "upsert"}})
+    records = [
+        {
+            "id": 1,
+            "email": "customer1@example.com",
+            "name": "Upserted",
+            "updated_at": "2026-03-01 00:00:00",
+            "exported": False,
+        },
+        {
+            "id": 100,
+            "email": "new@example.com",
+            "name": "New",
+            "updated_at": "2026-03-01 00:00:00",
+            "exported": False,
+        },
+        {
+            "id": 101,
+            "email": "customer2@example.com",
+            "name": "Dup",
+            "updated_at": "2026-03-01 00:00:00",
+            "exported": False,
+        },
+    ]
+    status, results = call(
+        "sql.import",
+        {
+            "connection": opts(path)["connection"],
+            "postMapData": records,
+            "configuration": {"table": "customers", "operation": "upsert"},
+        },
+    )
     assert [r["statusCode"] for r in results] == [200, 200, 422]
     assert "UNIQUE constraint failed" in results[2]["errors"][0]["message"]
     with engine.connect() as conn:

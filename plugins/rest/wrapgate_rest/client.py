@@ -5,11 +5,13 @@ idempotent methods and 429 on every method (the API said it did not do the
 work), honouring ``Retry-After``; a POST or PATCH is never sent twice after a
 5xx, since the API may have acted on it.
 """
+
 from __future__ import annotations
 
 import functools
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jmespath
 import orjson
@@ -18,6 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from gateway.errors import ConnectionOffline, CredentialsRefused
+
 
 class ApiError(Exception):
     """The API answered with an error status; ``code`` is ``http_<status>``."""
@@ -71,19 +74,25 @@ class Api:
         self.verify = unencrypted["verifyTLS"]
         self.auth_params: dict[str, str] = {}
         session = requests.Session()
-        retry = _Retry(total=unencrypted["retries"], backoff_factor=unencrypted["backoff"],
-                       backoff_max=30, status_forcelist=(500, 502, 503, 504),
-                       respect_retry_after_header=True, raise_on_status=False)
+        retry = _Retry(
+            total=unencrypted["retries"],
+            backoff_factor=unencrypted["backoff"],
+            backoff_max=30,
+            status_forcelist=(500, 502, 503, 504),
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
         adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=25)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
-        session.headers.update({"Accept": "application/json", "User-Agent": "stackgate-rest"})
+        session.headers.update({"Accept": "application/json", "User-Agent": "wrapgate-rest"})
         session.headers.update(unencrypted["headers"])
         self._authenticate(session, unencrypted["auth"], encrypted)
         self.session = session
 
-    def _authenticate(self, session: requests.Session, auth: Mapping[str, Any],
-                      encrypted: Mapping[str, Any]) -> None:
+    def _authenticate(
+        self, session: requests.Session, auth: Mapping[str, Any], encrypted: Mapping[str, Any]
+    ) -> None:
         kind = auth["type"]
         if kind == "bearer":
             session.headers["Authorization"] = f"Bearer {encrypted.get('token') or ''}"
@@ -101,16 +110,22 @@ class Api:
     def same_origin(self, url: str) -> bool:
         return urllib.parse.urlsplit(url)[:2] == self.origin
 
-    def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
-                body: Any = None) -> requests.Response:
+    def request(
+        self, method: str, url: str, *, params: Mapping[str, Any] | None = None, body: Any = None
+    ) -> requests.Response:
         """Send one request; network failures become :class:`ConnectionOffline`."""
         merged = dict(params or {})
         merged.update(self.auth_params)
         try:
             return self.session.request(
-                method, url, params=merged or None, timeout=self.timeout, verify=self.verify,
+                method,
+                url,
+                params=merged or None,
+                timeout=self.timeout,
+                verify=self.verify,
                 data=orjson.dumps(body) if body is not None else None,
-                headers={"Content-Type": "application/json"} if body is not None else None)
+                headers={"Content-Type": "application/json"} if body is not None else None,
+            )
         except requests.exceptions.RetryError as exc:
             raise ConnectionOffline(f"{method} {_path(url)}: gave up after retries ({_short(exc)})") from None
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -120,11 +135,14 @@ class Api:
         """:meth:`request`, with 401/403 as refused credentials and other errors as :class:`ApiError`."""
         response = self.request(method, url, **kwargs)
         if response.status_code in (401, 403):
-            raise CredentialsRefused(f"{method} {_path(url)} answered {response.status_code}: "
-                                     f"{error_text(response)}")
+            raise CredentialsRefused(
+                f"{method} {_path(url)} answered {response.status_code}: {error_text(response)}"
+            )
         if response.status_code >= 400:
-            raise ApiError(response.status_code, f"{method} {_path(url)} answered {response.status_code}: "
-                                                 f"{error_text(response)}")
+            raise ApiError(
+                response.status_code,
+                f"{method} {_path(url)} answered {response.status_code}: {error_text(response)}",
+            )
         return response
 
 

@@ -10,12 +10,14 @@ Export configuration: ``{"path": "/customers", "recordsPath": "data",
 "pagination": {"type": "cursor", "cursorPath": "meta.next"}}``.
 Import configuration: ``{"method": "PATCH", "path": "/customers/{id}", "idField": "id"}``.
 """
+
 from __future__ import annotations
 
 import datetime
 import urllib.parse
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping
+from typing import Any
 
 import requests
 
@@ -31,32 +33,35 @@ APIS = PerConnection(Api, dispose=lambda api: api.session.close(), capacity=64)
 
 
 @hookimpl
-def stackgate_connection_schemas():
+def wrapgate_connection_schemas():
     return {"unencrypted": schemas.Unencrypted(), "encrypted": schemas.Encrypted()}
 
 
 @hookimpl
-def stackgate_configuration_schema(function):
+def wrapgate_configuration_schema(function):
     return schemas.ImportConfiguration() if function == "import" else schemas.ExportConfiguration()
 
 
 @hookimpl
-def stackgate_ping(unencrypted, encrypted):
+def wrapgate_ping(unencrypted, encrypted):
     api = APIS.get(unencrypted, encrypted)
     response = api.request("GET", api.url(unencrypted["pingPath"]))
     if response.status_code in (401, 403):
-        raise CredentialsRefused(f"GET {unencrypted['pingPath']} answered {response.status_code}: "
-                                 f"{error_text(response)}")
+        raise CredentialsRefused(
+            f"GET {unencrypted['pingPath']} answered {response.status_code}: {error_text(response)}"
+        )
     if not response.ok:
         # The connection does not work either way; say what the API said.
-        raise ConnectionOffline(f"GET {unencrypted['pingPath']} answered {response.status_code}: "
-                                f"{error_text(response)}")
+        raise ConnectionOffline(
+            f"GET {unencrypted['pingPath']} answered {response.status_code}: {error_text(response)}"
+        )
 
 
 # -- export ------------------------------------------------------------------------------
 
+
 def _delta_value(milliseconds: Any, fmt: str) -> str:
-    moment = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, datetime.timezone.utc)
+    moment = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, datetime.UTC)
     if fmt == "epoch_ms":
         return str(int(float(milliseconds)))
     if fmt == "epoch_s":
@@ -74,14 +79,15 @@ def _records(body: Any, expression: str) -> list:
 
 
 @hookimpl
-def stackgate_export(unencrypted, encrypted, configuration, type, delta, test, state):
+def wrapgate_export(unencrypted, encrypted, configuration, type, delta, test, state):
     api = APIS.get(unencrypted, encrypted)
     paging = configuration["pagination"]
     state = state if isinstance(state, dict) else {}
     params: dict[str, Any] = dict(configuration["query"])
     if type == "delta" and configuration.get("delta"):
         params[configuration["delta"]["param"]] = _delta_value(
-            (delta or {}).get("lastExecutionTime", 0), configuration["delta"]["format"])
+            (delta or {}).get("lastExecutionTime", 0), configuration["delta"]["format"]
+        )
     url = api.url(configuration["path"])
     kind, size = paging["type"], paging["pageSize"]
     if kind == "page":
@@ -95,7 +101,9 @@ def stackgate_export(unencrypted, encrypted, configuration, type, delta, test, s
     elif kind == "link" and state.get("url"):
         url, params = state["url"], {}  # the API's own next link carries every parameter
         if not api.same_origin(url):
-            raise ApiError(400, "the next-page link points to another host; refusing to send credentials there")
+            raise ApiError(
+                400, "the next-page link points to another host; refusing to send credentials there"
+            )
     response = api.checked("GET", url, params=params)
     try:
         body = response.json()
@@ -125,6 +133,7 @@ def stackgate_export(unencrypted, encrypted, configuration, type, delta, test, s
 
 
 # -- import -------------------------------------------------------------------------------
+
 
 def _one(api, configuration: Mapping[str, Any], record: Any) -> dict:
     if not isinstance(record, dict):
@@ -156,7 +165,7 @@ def _one(api, configuration: Mapping[str, Any], record: Any) -> dict:
 
 
 @hookimpl
-def stackgate_import(unencrypted, encrypted, configuration, postMapData):
+def wrapgate_import(unencrypted, encrypted, configuration, postMapData):
     api = APIS.get(unencrypted, encrypted)
     if not postMapData:
         return []

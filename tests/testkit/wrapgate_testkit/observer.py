@@ -1,10 +1,11 @@
 """Extension ``observer``: wraps every export and marks the result, the way a
 metrics or audit plugin would; it is not a connector."""
+
 from gateway import hookimpl
 
 
 @hookimpl(wrapper=True)
-def stackgate_export(context):
+def wrapgate_export(context):
     result = yield
     if isinstance(result, dict) and context.function == "exportOrders":
         result["observed"] = True

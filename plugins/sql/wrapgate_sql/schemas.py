@@ -1,4 +1,5 @@
 """What a ``sql`` connection and its exports and imports are configured with."""
+
 from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
@@ -14,18 +15,28 @@ class Unencrypted(Schema):
     class Meta:
         unknown = RAISE
 
-    url = fields.String(metadata={"description": "SQLAlchemy URL without password, e.g. "
-                                  "postgresql+psycopg://app@db:5432/shop or sqlite:///var/demo.sqlite"})
+    url = fields.String(
+        metadata={
+            "description": "SQLAlchemy URL without password, e.g. "
+            "postgresql+psycopg://app@db:5432/shop or sqlite:///var/demo.sqlite"
+        }
+    )
     dialect = fields.String(metadata={"description": "postgresql, sqlite, mysql..."})
     driver = fields.String(metadata={"description": "DBAPI driver, e.g. psycopg"})
     host = fields.String()
     port = fields.Integer(validate=validate.Range(1, 65535))
     database = fields.String()
     user = fields.String()
-    options = fields.Dict(keys=fields.String(), values=fields.Raw(),
-                          metadata={"description": "URL query options, e.g. {\"sslmode\": \"require\"}"})
-    connectTimeout = fields.Integer(load_default=5, validate=validate.Range(1, 120),
-                                    metadata={"description": "seconds to wait for a connection"})
+    options = fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(),
+        metadata={"description": 'URL query options, e.g. {"sslmode": "require"}'},
+    )
+    connectTimeout = fields.Integer(
+        load_default=5,
+        validate=validate.Range(1, 120),
+        metadata={"description": "seconds to wait for a connection"},
+    )
     poolSize = fields.Integer(load_default=5, validate=validate.Range(1, 25))
 
     @validates_schema
@@ -38,8 +49,9 @@ class Unencrypted(Schema):
             except ArgumentError as exc:
                 raise ValidationError(f"not a database URL: {exc}", "url") from None
             if url.password:
-                raise ValidationError("the URL holds a password: put it in the encrypted section "
-                                      "(encrypted.password)", "url")
+                raise ValidationError(
+                    "the URL holds a password: put it in the encrypted section (encrypted.password)", "url"
+                )
         elif "dialect" not in data:
             raise ValidationError("give url, or dialect with host, port, database and user", "dialect")
 
@@ -57,10 +69,14 @@ class ExportConfiguration(Schema):
 
     table = fields.String(validate=IDENTIFIER)
     schema = fields.String(validate=IDENTIFIER, load_default=None)
-    query = fields.String(validate=validate.Length(min=1),
-                          metadata={"description": "a read-only SELECT, instead of table"})
-    key = fields.String(required=True, validate=IDENTIFIER,
-                        metadata={"description": "unique, sortable column: pages follow it (keyset)"})
+    query = fields.String(
+        validate=validate.Length(min=1), metadata={"description": "a read-only SELECT, instead of table"}
+    )
+    key = fields.String(
+        required=True,
+        validate=IDENTIFIER,
+        metadata={"description": "unique, sortable column: pages follow it (keyset)"},
+    )
     columns = fields.List(fields.String(validate=IDENTIFIER), load_default=None)
     pageSize = fields.Integer(load_default=1000, validate=validate.Range(1, 100000))
 
@@ -79,11 +95,23 @@ class ImportConfiguration(Schema):
     table = fields.String(required=True, validate=IDENTIFIER)
     schema = fields.String(validate=IDENTIFIER, load_default=None)
     operation = fields.String(load_default="insert", validate=validate.OneOf(["insert", "update", "upsert"]))
-    keys = fields.List(fields.String(validate=IDENTIFIER), load_default=None,
-                       metadata={"description": "columns that find the row (update, upsert, ignoreExisting); "
-                                                "default: the primary key"})
-    idColumn = fields.String(validate=IDENTIFIER, load_default=None,
-                             metadata={"description": "column returned as each record's id; default: first key"})
-    ignoreExisting = fields.Boolean(load_default=False, metadata={"description": "insert: skip rows that exist"})
-    ignoreMissing = fields.Boolean(load_default=False, metadata={"description": "update: skip rows that do not"})
+    keys = fields.List(
+        fields.String(validate=IDENTIFIER),
+        load_default=None,
+        metadata={
+            "description": "columns that find the row (update, upsert, ignoreExisting); "
+            "default: the primary key"
+        },
+    )
+    idColumn = fields.String(
+        validate=IDENTIFIER,
+        load_default=None,
+        metadata={"description": "column returned as each record's id; default: first key"},
+    )
+    ignoreExisting = fields.Boolean(
+        load_default=False, metadata={"description": "insert: skip rows that exist"}
+    )
+    ignoreMissing = fields.Boolean(
+        load_default=False, metadata={"description": "update: skip rows that do not"}
+    )
     ignoreUnknownFields = fields.Boolean(load_default=False)

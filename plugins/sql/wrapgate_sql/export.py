@@ -10,13 +10,15 @@ asks for the next page, which proves it received them; a page that is asked
 again is answered again (the marking is idempotent). So a page with rows is
 never the last: the call after it marks them and answers an empty last page.
 """
+
 from __future__ import annotations
 
 import datetime
 import decimal
 import ipaddress
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -24,8 +26,22 @@ from sqlalchemy.engine import Connection, Engine
 from .engines import reflect
 
 # Values orjson and the gateway write themselves; anything else is widened here.
-_NATIVE = (str, int, float, bool, type(None), dict, list, datetime.datetime, datetime.date,
-           datetime.time, decimal.Decimal, uuid.UUID, bytes, memoryview)
+_NATIVE = (
+    str,
+    int,
+    float,
+    bool,
+    type(None),
+    dict,
+    list,
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    decimal.Decimal,
+    uuid.UUID,
+    bytes,
+    memoryview,
+)
 
 
 def jsonable(value: Any) -> Any:
@@ -36,8 +52,9 @@ def jsonable(value: Any) -> Any:
         return value.total_seconds()
     if isinstance(value, (tuple, set, frozenset)):
         return [jsonable(v) for v in value]
-    if isinstance(value, (ipaddress.IPv4Address, ipaddress.IPv6Address,
-                          ipaddress.IPv4Network, ipaddress.IPv6Network)):
+    if isinstance(
+        value, (ipaddress.IPv4Address, ipaddress.IPv6Address, ipaddress.IPv4Network, ipaddress.IPv6Network)
+    ):
         return str(value)
     return str(value)
 
@@ -58,26 +75,33 @@ def _source(conn: Connection, engine: Engine, conf: Mapping[str, Any]):
         table = reflect(conn, conf["table"], conf.get("schema"))
         return table, table.c
     # A query: learn its columns from an empty run, then use it as a subquery.
-    probe = conn.execute(sa.text(f"SELECT * FROM ({conf['query']}) AS stackgate_q LIMIT 0"))
+    probe = conn.execute(sa.text(f"SELECT * FROM ({conf['query']}) AS wrapgate_q LIMIT 0"))
     names = list(probe.keys())
     probe.close()
-    query = sa.text(conf["query"]).columns(*[sa.column(n) for n in names]).subquery("stackgate_q")
+    query = sa.text(conf["query"]).columns(*[sa.column(n) for n in names]).subquery("wrapgate_q")
     return None, query.c
 
 
 def _since(column: sa.ColumnElement, milliseconds: Any) -> datetime.datetime:
     try:
-        moment = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, datetime.timezone.utc)
+        moment = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, datetime.UTC)
     except (TypeError, ValueError, OverflowError):
-        raise ExportError(f"delta.lastExecutionTime must be milliseconds since the epoch, "
-                          f"got {milliseconds!r}") from None
+        raise ExportError(
+            f"delta.lastExecutionTime must be milliseconds since the epoch, got {milliseconds!r}"
+        ) from None
     # A column without a time zone holds UTC wall time.
     return moment if getattr(column.type, "timezone", False) else moment.replace(tzinfo=None)
 
 
-def export_page(engine: Engine, conf: Mapping[str, Any], export_type: str | None,
-                delta: Mapping | None, once: Mapping | None, test: Mapping | None,
-                state: Any) -> dict[str, Any]:
+def export_page(
+    engine: Engine,
+    conf: Mapping[str, Any],
+    export_type: str | None,
+    delta: Mapping | None,
+    once: Mapping | None,
+    test: Mapping | None,
+    state: Any,
+) -> dict[str, Any]:
     state = state if isinstance(state, dict) else {}
     with engine.connect() as conn:
         with conn.begin():
@@ -92,8 +116,11 @@ def export_page(engine: Engine, conf: Mapping[str, Any], export_type: str | None
                     flag = _column(columns, (once or {}).get("booleanField", ""), "once.booleanField")
                     if state.get("mark"):
                         conn.execute(sa.update(table).where(key.in_(state["mark"])).values({flag.name: True}))
-                selected = ([_column(columns, c, "column") for c in conf["columns"]]
-                            if conf.get("columns") else list(columns))
+                selected = (
+                    [_column(columns, c, "column") for c in conf["columns"]]
+                    if conf.get("columns")
+                    else list(columns)
+                )
                 if key not in selected:
                     selected.append(key)
                 size = conf["pageSize"]
@@ -104,7 +131,9 @@ def export_page(engine: Engine, conf: Mapping[str, Any], export_type: str | None
                     stmt = stmt.where(key > state["after"])
                 if export_type == "delta":
                     date_column = _column(columns, (delta or {}).get("dateField", ""), "delta.dateField")
-                    stmt = stmt.where(date_column > _since(date_column, (delta or {}).get("lastExecutionTime")))
+                    stmt = stmt.where(
+                        date_column > _since(date_column, (delta or {}).get("lastExecutionTime"))
+                    )
                 if flag is not None:
                     stmt = stmt.where(sa.or_(flag.is_(False), flag.is_(None)))
                 rows = conn.execute(stmt).mappings().fetchmany(size + 1)

@@ -1,4 +1,5 @@
 """What a ``rest`` connection and its exports and imports are configured with."""
+
 from __future__ import annotations
 
 import urllib.parse
@@ -14,7 +15,9 @@ class Auth(Schema):
 
     type = fields.String(load_default="none", validate=validate.OneOf(["none", "bearer", "basic", "apiKey"]))
     username = fields.String(load_default=None, metadata={"description": "basic auth user"})
-    headerName = fields.String(load_default="X-API-Key", metadata={"description": "apiKey: header to send it in"})
+    headerName = fields.String(
+        load_default="X-API-Key", metadata={"description": "apiKey: header to send it in"}
+    )
     queryParam = fields.String(load_default=None, metadata={"description": "apiKey: query parameter instead"})
 
 
@@ -29,8 +32,11 @@ class Unencrypted(Schema):
     timeout = fields.Float(load_default=30.0, validate=validate.Range(0.1, 300))
     connectTimeout = fields.Float(load_default=5.0, validate=validate.Range(0.1, 60))
     retries = fields.Integer(load_default=3, validate=validate.Range(0, 10))
-    backoff = fields.Float(load_default=0.5, validate=validate.Range(0, 30),
-                           metadata={"description": "seconds; doubles with each retry"})
+    backoff = fields.Float(
+        load_default=0.5,
+        validate=validate.Range(0, 30),
+        metadata={"description": "seconds; doubles with each retry"},
+    )
     verifyTLS = fields.Boolean(load_default=True)
 
     @validates("baseURI")
@@ -55,15 +61,18 @@ class Pagination(Schema):
     class Meta:
         unknown = RAISE
 
-    type = fields.String(load_default="none",
-                         validate=validate.OneOf(["none", "page", "offset", "cursor", "link"]))
+    type = fields.String(
+        load_default="none", validate=validate.OneOf(["none", "page", "offset", "cursor", "link"])
+    )
     pageSize = fields.Integer(load_default=100, validate=validate.Range(1, 10000))
     pageParam = fields.String(load_default="page")
     startPage = fields.Integer(load_default=1)
     sizeParam = fields.String(load_default="per_page", metadata={"description": "page: page size parameter"})
     offsetParam = fields.String(load_default="offset")
     limitParam = fields.String(load_default="limit")
-    cursorPath = fields.String(load_default=None, metadata={"description": "JMESPath of the next cursor in the body"})
+    cursorPath = fields.String(
+        load_default=None, metadata={"description": "JMESPath of the next cursor in the body"}
+    )
     cursorParam = fields.String(load_default="cursor")
 
 
@@ -80,7 +89,9 @@ class ExportConfiguration(Schema):
         unknown = RAISE
 
     path = fields.String(required=True, validate=PATH)
-    recordsPath = fields.String(load_default="@", metadata={"description": "JMESPath of the records in the body"})
+    recordsPath = fields.String(
+        load_default="@", metadata={"description": "JMESPath of the records in the body"}
+    )
     query = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
     pagination = fields.Nested(Pagination, load_default=lambda: Pagination().load({}))
     delta = fields.Nested(Delta, load_default=None)
@@ -96,8 +107,9 @@ class ImportConfiguration(Schema):
         unknown = RAISE
 
     method = fields.String(load_default="POST", validate=validate.OneOf(["POST", "PUT", "PATCH"]))
-    path = fields.String(required=True, validate=PATH,
-                         metadata={"description": "/items, or /items/{id} for PUT and PATCH"})
+    path = fields.String(
+        required=True, validate=PATH, metadata={"description": "/items, or /items/{id} for PUT and PATCH"}
+    )
     idField = fields.String(load_default="id", metadata={"description": "record field that fills {id}"})
     idPath = fields.String(load_default="id", metadata={"description": "JMESPath of the id in the response"})
     concurrency = fields.Integer(load_default=4, validate=validate.Range(1, 25))

@@ -1,18 +1,19 @@
 """Connector ``other``: fails every call. A call to another connector that
 reached it would fail, which is how the tests see that dispatch is exact."""
+
 from gateway import hookimpl
 
 
 @hookimpl
-def stackgate_ping():
+def wrapgate_ping():
     raise AssertionError("other.ping was called for a call that was not its own")
 
 
 @hookimpl
-def stackgate_export():
+def wrapgate_export():
     raise AssertionError("other.export was called for a call that was not its own")
 
 
 @hookimpl
-def stackgate_import():
+def wrapgate_import():
     raise AssertionError("other.import was called for a call that was not its own")

@@ -2,10 +2,11 @@
 
 Each call records, per connection id, how many calls of that connection are
 inside a plugin at that moment, across every worker and host: a counter file
-in ``STACKGATE_TEST_PROBE_DIR`` under an exclusive lock. The critical section
+in ``WRAPGATE_TEST_PROBE_DIR`` under an exclusive lock. The critical section
 never yields to gevent (regular-file I/O does not), so greenlets of one worker
 cannot deadlock on the lock.
 """
+
 import fcntl
 import json
 import os
@@ -16,13 +17,16 @@ from gateway import hookimpl
 
 
 def _update(connection_id, delta):
-    folder = Path(os.environ["STACKGATE_TEST_PROBE_DIR"])
+    folder = Path(os.environ["WRAPGATE_TEST_PROBE_DIR"])
     path = folder / f"{connection_id}.json"
     with open(folder / f"{connection_id}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            state = json.loads(path.read_text()) if path.exists() else {"now": 0, "max": 0, "calls": 0,
-                                                                         "pids": []}
+            state = (
+                json.loads(path.read_text())
+                if path.exists()
+                else {"now": 0, "max": 0, "calls": 0, "pids": []}
+            )
             state["now"] += delta
             if delta > 0:
                 state["pids"].append(os.getpid())
@@ -49,11 +53,11 @@ def _probe(connection, seconds):
 
 
 @hookimpl
-def stackgate_ping(connection, unencrypted):
+def wrapgate_ping(connection, unencrypted):
     _probe(connection, float(unencrypted.get("sleep", 0)))
 
 
 @hookimpl
-def stackgate_export(connection, configuration):
+def wrapgate_export(connection, configuration):
     pid = _probe(connection, float((configuration or {}).get("sleep", 0)))
     return {"data": [{"pid": pid}], "lastPage": True}

@@ -1,7 +1,8 @@
 """Create the SQLite demo database that `scripts/serve` serves: a `customers` table.
 
-    python -m stackgate_sql.demo var/demo.sqlite
+python -m wrapgate_sql.demo var/demo.sqlite
 """
+
 from __future__ import annotations
 
 import datetime
@@ -19,7 +20,8 @@ def create(path: str, rows: int = 250) -> None:
     engine = sa.create_engine(f"sqlite:///{path}")
     meta = sa.MetaData()
     customers = sa.Table(
-        "customers", meta,
+        "customers",
+        meta,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("email", sa.String(200), unique=True, nullable=False),
         sa.Column("name", sa.String(200), nullable=False),
@@ -33,11 +35,21 @@ def create(path: str, rows: int = 250) -> None:
     rng = random.Random(7)
     start = datetime.datetime(2026, 1, 1)
     with engine.begin() as conn:
-        conn.execute(customers.insert(), [
-            {"id": i, "email": f"customer{i}@example.com", "name": f"Customer {i}",
-             "city": CITIES[i % len(CITIES)], "balance": round(rng.uniform(0, 5000), 2),
-             "updated_at": start + datetime.timedelta(hours=i), "exported": False}
-            for i in range(1, rows + 1)])
+        conn.execute(
+            customers.insert(),
+            [
+                {
+                    "id": i,
+                    "email": f"customer{i}@example.com",
+                    "name": f"Customer {i}",
+                    "city": CITIES[i % len(CITIES)],
+                    "balance": round(rng.uniform(0, 5000), 2),
+                    "updated_at": start + datetime.timedelta(hours=i),
+                    "exported": False,
+                }
+                for i in range(1, rows + 1)
+            ],
+        )
     engine.dispose()
 
 

@@ -4,6 +4,7 @@ ping reads ``connection.unencrypted.mode``; export and import read their
 ``configuration``. Messages deliberately contain the connection's password so
 that the tests can check it never leaves the gateway.
 """
+
 import datetime
 import decimal
 import json
@@ -20,7 +21,7 @@ class QuotaExceeded(Exception):
 
 
 @hookimpl
-def stackgate_functions():
+def wrapgate_functions():
     return {"exportOrders": "export", "pingAgain": "ping"}
 
 
@@ -29,7 +30,7 @@ def _password(encrypted):
 
 
 @hookimpl
-def stackgate_ping(function, unencrypted, encrypted, context):
+def wrapgate_ping(function, unencrypted, encrypted, context):
     mode = unencrypted.get("mode", "ok")
     secret = _password(encrypted)
     if mode == "refuse":
@@ -43,8 +44,13 @@ def stackgate_ping(function, unencrypted, encrypted, context):
     if mode == "string":
         return "fine"
     if mode == "context":
-        return {"statusCode": 200, "function": function, "wire": context.wire_name,
-                "connection": context.connection_id, "remaining": context.remaining() > 0}
+        return {
+            "statusCode": 200,
+            "function": function,
+            "wire": context.wire_name,
+            "connection": context.connection_id,
+            "remaining": context.remaining() > 0,
+        }
     if mode == "log":
         context.logger.warning("plugin says the password is %s", secret)
         return None
@@ -58,7 +64,7 @@ def record(i):
 
 
 @hookimpl
-def stackgate_export(function, configuration, type, state, test, context):
+def wrapgate_export(function, configuration, type, state, test, context):
     conf = configuration or {}
     if conf.get("sleep"):
         time.sleep(float(conf["sleep"]))
@@ -73,11 +79,19 @@ def stackgate_export(function, configuration, type, state, test, context):
     if conf.get("return") == "list":
         return [1, 2, 3]
     if conf.get("return") == "types":
-        return {"data": [{"when": datetime.datetime(2026, 11, 30, 12, 0, 5, tzinfo=datetime.timezone.utc),
-                          "day": datetime.date(2026, 1, 2), "amount": decimal.Decimal("12.3400"),
-                          "big": decimal.Decimal("12345678901234567890.123456789"),
-                          "uid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
-                          "raw": b"\x00\x01stackgate"}], "lastPage": True}
+        return {
+            "data": [
+                {
+                    "when": datetime.datetime(2026, 11, 30, 12, 0, 5, tzinfo=datetime.UTC),
+                    "day": datetime.date(2026, 1, 2),
+                    "amount": decimal.Decimal("12.3400"),
+                    "big": decimal.Decimal("12345678901234567890.123456789"),
+                    "uid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+                    "raw": b"\x00\x01wrapgate",
+                }
+            ],
+            "lastPage": True,
+        }
     if "bytes" in conf:
         # A result whose JSON is exactly conf["bytes"] long: {"data":["xxx"],"lastPage":true}
         overhead = len(json.dumps({"data": [""], "lastPage": True}, separators=(",", ":")))
@@ -98,7 +112,7 @@ def stackgate_export(function, configuration, type, state, test, context):
 
 
 @hookimpl
-def stackgate_import(postMapData, configuration, encrypted):
+def wrapgate_import(postMapData, configuration, encrypted):
     conf = configuration or {}
     if conf.get("raise") == "refused":
         raise CredentialsRefused(f"token {_password(encrypted)} expired")
@@ -107,8 +121,12 @@ def stackgate_import(postMapData, configuration, encrypted):
         if isinstance(rec, dict) and rec.get("bad"):
             results.append(record_result(ValueError(f"record {position} is bad")))
         else:
-            results.append({"statusCode": 200, "id": str(rec.get("id", position))
-                            if isinstance(rec, dict) else str(position)})
+            results.append(
+                {
+                    "statusCode": 200,
+                    "id": str(rec.get("id", position)) if isinstance(rec, dict) else str(position),
+                }
+            )
     if conf.get("drop"):
         results = results[: -int(conf["drop"])]
     return results

@@ -1,4 +1,5 @@
 """Connector ``strict``: declares schemas for its sections and configuration."""
+
 from marshmallow import Schema, fields, validate
 
 from gateway import hookimpl
@@ -19,21 +20,21 @@ class Configuration(Schema):
 
 
 @hookimpl
-def stackgate_connection_schemas():
+def wrapgate_connection_schemas():
     return {"unencrypted": Unencrypted(), "encrypted": Encrypted()}
 
 
 @hookimpl
-def stackgate_configuration_schema(function):
+def wrapgate_configuration_schema(function):
     return Configuration()
 
 
 @hookimpl
-def stackgate_ping(unencrypted, encrypted):
+def wrapgate_ping(unencrypted, encrypted):
     # Proves the loaded (typed, defaulted) sections arrive, not the raw dicts.
     return {"statusCode": 200, "port": unencrypted["port"], "host": unencrypted["host"]}
 
 
 @hookimpl
-def stackgate_export(configuration):
+def wrapgate_export(configuration):
     return {"data": [configuration], "lastPage": True}

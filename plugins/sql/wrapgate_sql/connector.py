@@ -11,8 +11,8 @@ Export configuration: ``{"table": "customers", "key": "id", "pageSize": 1000}``
 (or ``"query": "SELECT ..."`` instead of ``table``; ``columns`` to pick some).
 Import configuration: ``{"table": "customers", "operation": "upsert", "keys": ["email"]}``.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError
 
@@ -30,12 +30,12 @@ ENGINES = PerConnection(create_engine, dispose=lambda engine: engine.dispose(), 
 
 
 @hookimpl
-def stackgate_connection_schemas():
+def wrapgate_connection_schemas():
     return {"unencrypted": schemas.Unencrypted(), "encrypted": schemas.Encrypted()}
 
 
 @hookimpl
-def stackgate_configuration_schema(function):
+def wrapgate_configuration_schema(function):
     return schemas.ImportConfiguration() if function == "import" else schemas.ExportConfiguration()
 
 
@@ -44,7 +44,7 @@ def _failure(exc: DBAPIError) -> Exception:
 
 
 @hookimpl
-def stackgate_ping(unencrypted, encrypted):
+def wrapgate_ping(unencrypted, encrypted):
     import sqlalchemy as sa
 
     engine = ENGINES.get(unencrypted, encrypted)
@@ -57,7 +57,7 @@ def stackgate_ping(unencrypted, encrypted):
 
 
 @hookimpl
-def stackgate_export(unencrypted, encrypted, configuration, type, delta, once, test, state):
+def wrapgate_export(unencrypted, encrypted, configuration, type, delta, once, test, state):
     engine = ENGINES.get(unencrypted, encrypted)
     try:
         return export_page(engine, configuration, type, delta, once, test, state)
@@ -68,7 +68,7 @@ def stackgate_export(unencrypted, encrypted, configuration, type, delta, once, t
 
 
 @hookimpl
-def stackgate_import(unencrypted, encrypted, configuration, postMapData):
+def wrapgate_import(unencrypted, encrypted, configuration, postMapData):
     engine = ENGINES.get(unencrypted, encrypted)
     try:
         return import_batch(engine, configuration, postMapData)

@@ -1,7 +1,8 @@
 """Connector ``badsig``: asks for an argument no hook provides."""
+
 from gateway import hookimpl
 
 
 @hookimpl
-def stackgate_ping(connection, no_such_argument):
+def wrapgate_ping(connection, no_such_argument):
     return None

@@ -6,13 +6,15 @@ neighbours are written. If the connection is lost, nothing of the batch was
 committed, so every record that had not already failed answers 401.
 Identifiers come from the reflected table, never from the record as text.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime
 import decimal
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -65,8 +67,7 @@ def import_batch(engine: Engine, conf: Mapping[str, Any], records: Sequence[Any]
         if failure is None:
             raise
         # The transaction is gone: nothing written in it stayed.
-        return [r if r is not None and r["statusCode"] == 422 else record_result(failure)
-                for r in results]
+        return [r if r is not None and r["statusCode"] == 422 else record_result(failure) for r in results]
     return results  # type: ignore[return-value]
 
 
@@ -95,7 +96,9 @@ def _coerce(column: sa.Column, value: Any) -> Any:
         if isinstance(kind, sa.Numeric):
             return decimal.Decimal(value)
     except (ValueError, decimal.InvalidOperation, binascii.Error):
-        raise RecordError(f"{column.name}: {value!r} is not a valid {kind.__class__.__name__.lower()}") from None
+        raise RecordError(
+            f"{column.name}: {value!r} is not a valid {kind.__class__.__name__.lower()}"
+        ) from None
     return value
 
 
@@ -110,8 +113,9 @@ class _Writer:
         unknown = [name for name in record if name not in self.table.c]
         if unknown and not self.conf["ignoreUnknownFields"]:
             raise RecordError(f"{', '.join(sorted(unknown))}: not a column of {self.table.name}")
-        values = {name: _coerce(self.table.c[name], value) for name, value in record.items()
-                  if name in self.table.c}
+        values = {
+            name: _coerce(self.table.c[name], value) for name, value in record.items() if name in self.table.c
+        }
         if self.operation != "insert" or self.conf["ignoreExisting"]:
             missing = [k for k in self.keys if values.get(k) is None]
             if missing:
@@ -150,7 +154,9 @@ class _Writer:
         if self.operation == "insert":
             if self.conf["ignoreExisting"] and self._exists(conn, values):
                 return self._entry(None, values, ignored=True)
-            _, record_id = self._execute_returning(conn, sa.insert(table).values(values), dialect.insert_returning)
+            _, record_id = self._execute_returning(
+                conn, sa.insert(table).values(values), dialect.insert_returning
+            )
             return self._entry(record_id, values)
         if self.operation == "update":
             if changes:
@@ -167,8 +173,11 @@ class _Writer:
         if native is not None:
             index = [table.c[k] for k in self.keys]
             stmt = native(table).values(values)
-            stmt = (stmt.on_conflict_do_update(index_elements=index, set_=changes) if changes
-                    else stmt.on_conflict_do_nothing(index_elements=index))
+            stmt = (
+                stmt.on_conflict_do_update(index_elements=index, set_=changes)
+                if changes
+                else stmt.on_conflict_do_nothing(index_elements=index)
+            )
             _, record_id = self._execute_returning(conn, stmt, dialect.insert_returning)
             return self._entry(record_id, values)
         # No native upsert: update, else insert, inside this record's savepoint.

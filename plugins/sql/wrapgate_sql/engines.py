@@ -5,13 +5,15 @@ The connector keeps one pooled engine per distinct connection
 engine, the least recently used are disposed. Nothing here logs the URL with
 its password.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
 import weakref
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -19,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError
 
 from gateway.errors import ConnectionOffline, CredentialsRefused
 
-log = logging.getLogger("stackgate_sql.engines")
+log = logging.getLogger("wrapgate_sql.engines")
 
 # SQLSTATEs of refused credentials (PostgreSQL: invalid_password,
 # invalid_authorization_specification); anything else that fails a connect is "offline".
@@ -35,10 +37,14 @@ def url_of(unencrypted: Mapping[str, Any], encrypted: Mapping[str, Any]) -> URL:
     else:
         dialect = unencrypted["dialect"]
         driver = unencrypted.get("driver")
-        url = URL.create(f"{dialect}+{driver}" if driver else dialect,
-                         username=unencrypted.get("user"), password=password,
-                         host=unencrypted.get("host"), port=unencrypted.get("port"),
-                         database=unencrypted.get("database"))
+        url = URL.create(
+            f"{dialect}+{driver}" if driver else dialect,
+            username=unencrypted.get("user"),
+            password=password,
+            host=unencrypted.get("host"),
+            port=unencrypted.get("port"),
+            database=unencrypted.get("database"),
+        )
     if unencrypted.get("options"):
         url = url.update_query_dict({k: str(v) for k, v in unencrypted["options"].items()})
     return url
@@ -58,8 +64,9 @@ def _create(url: URL, unencrypted: Mapping[str, Any]) -> Engine:
         connect_args["check_same_thread"] = False
     else:
         # Calls beyond the pool wait their turn for a connection (a queue, not a failure).
-        kwargs.update(pool_size=unencrypted.get("poolSize", 5), max_overflow=0, pool_timeout=120,
-                      pool_recycle=1800)
+        kwargs.update(
+            pool_size=unencrypted.get("poolSize", 5), max_overflow=0, pool_timeout=120, pool_recycle=1800
+        )
         if backend == "postgresql":
             connect_args["connect_timeout"] = timeout
         elif backend in ("mysql", "mariadb"):
@@ -72,7 +79,7 @@ def reason(exc: BaseException) -> str:
     address ("connection to server at ... failed: FATAL: ..."); keep those."""
     text = first_line(exc)
     marker = "failed: "
-    return text[text.rindex(marker) + len(marker):].strip() if marker in text else text
+    return text[text.rindex(marker) + len(marker) :].strip() if marker in text else text
 
 
 def first_line(exc: BaseException) -> str:
@@ -84,8 +91,13 @@ def first_line(exc: BaseException) -> str:
 
 # How drivers word refused credentials when they give no SQLSTATE (libpq reports
 # connection-time failures as text only; MySQL's 1045 is "Access denied").
-CREDENTIAL_WORDS = ("password authentication failed", "authentication failed", "no password supplied",
-                    "access denied for user", "no pg_hba.conf entry")
+CREDENTIAL_WORDS = (
+    "password authentication failed",
+    "authentication failed",
+    "no password supplied",
+    "access denied for user",
+    "no pg_hba.conf entry",
+)
 
 
 def connection_failure(exc: DBAPIError) -> Exception | None:
@@ -95,7 +107,7 @@ def connection_failure(exc: DBAPIError) -> Exception | None:
     text = str(getattr(exc, "orig", exc)).lower()
     if state in CREDENTIAL_STATES or (state is None and any(w in text for w in CREDENTIAL_WORDS)):
         return CredentialsRefused(reason(exc))
-    if exc.connection_invalidated or isinstance(exc, OperationalError) and _is_connection_error(exc):
+    if exc.connection_invalidated or (isinstance(exc, OperationalError) and _is_connection_error(exc)):
         return ConnectionOffline(reason(exc))
     return None
 
@@ -117,7 +129,7 @@ def _is_sqlite(exc: DBAPIError) -> bool:
 # Seconds a reflected table is trusted before the database is asked again, so that
 # a column added to a table is seen without restarting the gateway.
 REFLECTION_TTL = 60.0
-_tables: "weakref.WeakKeyDictionary[Engine, dict]" = weakref.WeakKeyDictionary()
+_tables: weakref.WeakKeyDictionary[Engine, dict] = weakref.WeakKeyDictionary()
 _tables_lock = threading.Lock()
 
 

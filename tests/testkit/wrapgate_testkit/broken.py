@@ -1,2 +1,3 @@
 """Connector ``broken``: its driver is missing, as after a bad upgrade."""
-import stackgate_missing_driver  # noqa: F401
+
+import wrapgate_missing_driver  # noqa: F401

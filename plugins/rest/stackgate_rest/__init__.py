@@ -1,1 +1,0 @@
-"""stackgate connector ``rest``: export and import records of HTTP/JSON APIs."""

@@ -1,0 +1,1 @@
+"""wrapgate connector ``rest``: export and import records of HTTP/JSON APIs."""

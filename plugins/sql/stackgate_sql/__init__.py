@@ -1,1 +1,0 @@
-"""stackgate connector ``sql``: export and import rows of any SQLAlchemy database."""

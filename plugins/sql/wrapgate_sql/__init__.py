@@ -1,0 +1,1 @@
+"""wrapgate connector ``sql``: export and import rows of any SQLAlchemy database."""
