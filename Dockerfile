@@ -6,42 +6,38 @@
 # Add a connector the way a user would, in an image of your own:
 #   FROM wrapgate
 #   RUN pip install --no-cache-dir wrapgate-acme          # or: COPY acme /src/acme + pip install /src/acme
+#
+# Versions come from constraints.txt (scripts/lock), so a rebuild next month
+# installs what was tested. Builds with BuildKit and with the classic builder.
 
-# -- build: wheels of every dependency, so the final image needs no compiler ----------
+# -- build: every dependency installed into a venv, so the final image needs no compiler
 FROM python:3.11-slim AS build
 WORKDIR /src
 RUN python -m venv /opt/wrapgate
-ENV PATH=/opt/wrapgate/bin:$PATH
-# Dependencies first: this layer is rebuilt only when packaging metadata changes.
-COPY setup.cfg pyproject.toml README.md ./
-COPY plugins/sql/setup.cfg plugins/sql/pyproject.toml plugins/sql/README.md plugins/sql/
-COPY plugins/rest/setup.cfg plugins/rest/pyproject.toml plugins/rest/README.md plugins/rest/
-RUN pip install --no-cache-dir --upgrade pip \
- && python - <<'PY' > /tmp/requirements.txt
-import configparser
-for path in ("setup.cfg", "plugins/sql/setup.cfg", "plugins/rest/setup.cfg"):
-    cfg = configparser.ConfigParser()
-    cfg.read(path)
-    for line in cfg["options"]["install_requires"].split("\n"):
-        if line.strip() and not line.strip().startswith("wrapgate"):
-            print(line.strip())
-    for extra in ("redis", "postgres"):
-        if cfg.has_option("options.extras_require", extra):
-            print("\n".join(l.strip() for l in cfg["options.extras_require"][extra].split("\n") if l.strip()))
-PY
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
-# Then the source.
+ENV PATH=/opt/wrapgate/bin:$PATH \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+# Dependencies first: this layer is rebuilt only when packaging metadata or the
+# constraints change. With only the metadata copied, the three distributions
+# build as empty packages, and pip installs what they depend on.
+COPY constraints.txt setup.cfg pyproject.toml README.md LICENSE ./
+COPY plugins/sql/setup.cfg plugins/sql/pyproject.toml plugins/sql/README.md plugins/sql/LICENSE plugins/sql/
+COPY plugins/rest/setup.cfg plugins/rest/pyproject.toml plugins/rest/README.md plugins/rest/LICENSE plugins/rest/
+RUN pip install --no-cache-dir -c constraints.txt ".[redis]" "./plugins/sql[postgres]" ./plugins/rest
+# Then the source, installed over the empty packages without touching the dependencies.
 COPY gateway gateway
 COPY plugins/sql/wrapgate_sql plugins/sql/wrapgate_sql
 COPY plugins/rest/wrapgate_rest plugins/rest/wrapgate_rest
-RUN pip install --no-cache-dir --no-deps . ./plugins/sql ./plugins/rest
+RUN pip install --no-cache-dir --no-deps --force-reinstall . ./plugins/sql ./plugins/rest \
+ && pip check
 
 # -- run ------------------------------------------------------------------------------------
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin wrapgate
 COPY --from=build /opt/wrapgate /opt/wrapgate
 WORKDIR /app
-COPY config config
+# The gateway reads only its gunicorn configuration from config/; the demo
+# secrets, SQL and nginx files there belong to docker-compose, not the image.
+COPY config/gunicorn.conf.py config/gunicorn.conf.py
 ENV PATH=/opt/wrapgate/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -58,6 +58,14 @@ import pluggy
 
 PROJECT = "wrapgate"
 
+#: The version of this contract (the hooks below, their arguments and results, the
+#: error types of :mod:`gateway.errors`). It changes only when a plugin written for the
+#: previous version could break; a plugin module may say which version it was written
+#: against with a module attribute ``WRAPGATE_CONTRACT = 1``, and the core refuses to
+#: load it (reported by name, the other plugins serve) when that is not a version it
+#: serves. See :mod:`gateway.contract` and the CHANGELOG for the policy.
+CONTRACT_VERSION = 1
+
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 

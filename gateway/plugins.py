@@ -24,7 +24,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from . import contract, hookspecs
 from .errors import ConfigurationError
 
 log = logging.getLogger("gateway.plugins")
@@ -118,6 +118,9 @@ class Registry:
 
     def register(self, plugin: Any, name: str, dist: Any = None) -> Connector | None:
         """Register one plugin object under ``name`` (tests and embedding call this too)."""
+        problem = contract.incompatibility(plugin, dist)
+        if problem:
+            return self._fail(name, problem, dist=dist)
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # noqa: BLE001 - pluggy validation, duplicate names

@@ -20,6 +20,13 @@ broken = wrapgate_testkit.broken
 badsig = wrapgate_testkit.badsig
 observer = wrapgate_testkit.observer
 probe = wrapgate_testkit.probe
+future = wrapgate_testkit.future
+"""
+
+#: A second distribution whose metadata pins a wrapgate this core is not.
+OLDPIN_ENTRY_POINTS = """\
+[wrapgate]
+oldpin = wrapgate_testkit.oldpin
 """
 
 
@@ -28,8 +35,16 @@ def write_testkit_site(folder: Path) -> Path:
     the gateway finds its entry points exactly as it finds an installed package's."""
     info = folder / "wrapgate_testkit-1.0.dist-info"
     info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wrapgate-testkit\nVersion: 1.0\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: wrapgate-testkit\nVersion: 1.0\nRequires-Dist: wrapgate>=0.2,<0.3\n"
+    )
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    old = folder / "wrapgate_oldpin-0.1.dist-info"
+    old.mkdir(exist_ok=True)
+    (old / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: wrapgate-oldpin\nVersion: 0.1\nRequires-Dist: wrapgate<0.2,>=0.1\n"
+    )
+    (old / "entry_points.txt").write_text(OLDPIN_ENTRY_POINTS)
     return folder
 
 

@@ -70,9 +70,23 @@ def test_image_is_multi_stage_slim_and_runs_as_a_user():
     # Dependencies are installed before the source is copied (layer caching).
     build = stages[0][1]
     steps = [f"{i} {a}" for i, a in build]
-    deps = next(n for n, s in enumerate(steps) if "pip install --no-cache-dir -r" in s)
+    deps = next(n for n, s in enumerate(steps) if "pip install --no-cache-dir -c constraints.txt" in s)
     source = next(n for n, s in enumerate(steps) if s.startswith("COPY gateway"))
     assert deps < source
+
+
+def test_image_builds_with_the_classic_builder_and_carries_no_demo_files():
+    text = (ROOT / "Dockerfile").read_text()
+    # Heredocs and RUN --mount are BuildKit-only: the classic builder must build this file.
+    assert "<<" not in text and "--mount" not in text
+    _, final = final_stage()
+    copies = [a for i, a in final if i in ("COPY", "ADD") and "--from=" not in a]
+    # Of config/, the running gateway reads only its gunicorn configuration.
+    assert copies == ["config/gunicorn.conf.py config/gunicorn.conf.py"]
+    assert (ROOT / "config" / "postgres-demo-password.secret").exists()  # it is there to be left out
+    # Every dependency is installed with the committed constraints.
+    build = " ".join(a for i, a in dockerfile_stages()[0][1] if i == "RUN")
+    assert "-c constraints.txt" in build and "pip check" in build
 
 
 def test_the_containers_command_serves_here(tmp_path, testkit_site):
