@@ -141,3 +141,19 @@ def _ready(url, proc):
         return requests.get(url + "/readyz", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_the_old_name_is_gone_but_for_the_changelog():
+    """Nothing a user or author types says stackgate any more (the rename, CHANGELOG 0.2.0)."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    old = "stack" + "gate"  # spelled apart, or this file would be a hit
+    hits = []
+    for name in files.stdout.splitlines():
+        path = ROOT / name
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if old in line.lower() or old in name.lower():
+                hits.append(f"{name}:{number}")
+    assert [h for h in hits if not h.startswith("CHANGELOG.md:")] == []
+    assert len(hits) == 1
