@@ -144,7 +144,7 @@ def _ready(url, proc):
 
 
 def test_the_old_name_is_gone_but_for_the_changelog():
-    """Nothing a user or author types says stackgate any more (the rename, CHANGELOG 0.2.0)."""
+    """Nothing a user or author types carries the old name (the rename, CHANGELOG 0.2.0)."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
     old = "stack" + "gate"  # spelled apart, or this file would be a hit
     hits = []
