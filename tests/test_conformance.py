@@ -91,7 +91,7 @@ def ours(testkit_site, tmp_path_factory):
 def _up(url):
     try:
         return requests.get(url + "/", timeout=1).ok
-    except requests.ConnectionError:
+    except requests.RequestException:
         return False
 
 
