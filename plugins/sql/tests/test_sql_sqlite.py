@@ -6,6 +6,12 @@ import sqlalchemy as sa
 from wrapgate_sql import demo
 
 
+@pytest.fixture(autouse=True)
+def allowed(tmp_path, monkeypatch):
+    """The operator allows SQLite files under the test's own folder only."""
+    monkeypatch.setenv("WRAPGATE_SQLITE_PATHS", str(tmp_path))
+
+
 @pytest.fixture
 def sqlite_db(tmp_path):
     path = tmp_path / "demo.sqlite"
@@ -24,9 +30,12 @@ def test_ping(call, sqlite_db):
     assert call("sql.ping", opts(sqlite_db[0])) == (200, {"statusCode": 200})
 
 
-def test_ping_of_a_missing_directory_is_offline(call, tmp_path):
-    status, body = call("sql.ping", opts(tmp_path / "no" / "such" / "dir.sqlite"))
-    assert body["statusCode"] == 401 and body["errors"][0]["code"] == "connection_offline"
+def test_a_missing_file_is_refused_and_never_created(call, tmp_path):
+    for missing in (tmp_path / "no" / "such" / "dir.sqlite", tmp_path / "new.sqlite"):
+        status, body = call("sql.ping", opts(missing))
+        assert status == 422 and body["errors"][0]["code"] == "sqlite_file_refused", body
+        assert "does not exist" in body["errors"][0]["message"]
+        assert not missing.exists()
 
 
 def test_export_pages_and_types(call, sqlite_db):
