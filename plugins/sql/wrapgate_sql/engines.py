@@ -8,6 +8,7 @@ its password.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import threading
@@ -109,11 +110,26 @@ def _create(url: URL, unencrypted: Mapping[str, Any]) -> Engine:
         kwargs.update(
             pool_size=unencrypted.get("poolSize", 5), max_overflow=0, pool_timeout=120, pool_recycle=1800
         )
-        if backend == "postgresql":
+        if backend in ("postgresql", "mysql", "mariadb"):
             connect_args["connect_timeout"] = timeout
-        elif backend in ("mysql", "mariadb"):
-            connect_args["connect_timeout"] = timeout
-    return sa.create_engine(url, connect_args=connect_args, **kwargs)
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    if backend == "postgresql":
+        sa.event.listen(engine, "do_connect", _within_budget)
+    return engine
+
+
+#: Seconds a call may still spend connecting (set by the session from its deadline).
+connect_budget: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "wrapgate_sql_connect_budget", default=None
+)
+
+
+def _within_budget(dialect: Any, record: Any, cargs: Any, cparams: dict) -> None:
+    """A new connection waits no longer than the call has left (libpq counts whole
+    seconds, at least 2)."""
+    budget = connect_budget.get()
+    if budget is not None:
+        cparams["connect_timeout"] = max(2, min(int(cparams.get("connect_timeout", 5)), int(budget)))
 
 
 def reason(exc: BaseException) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from gateway.errors import ConnectionOffline, DeadlineExceeded
 
-from .engines import fatal
+from .engines import connect_budget, fatal
 
 # Below this many seconds left, a call does not start a statement at all.
 TOO_LATE = 0.05
@@ -94,9 +94,20 @@ def _prepare(conn: Connection, remaining: float | None, read_only: bool) -> None
     conn.exec_driver_sql("SELECT 1")
 
 
+def _stopped(engine: Engine) -> Exception:
+    """What a call the watchdog stopped answers."""
+    if engine.dialect.name == "sqlite":  # interrupted: the file is there, the statement was slow
+        return DeadlineExceeded("the database did not finish within the call's deadline")
+    return ConnectionOffline("the database stopped answering: no answer before the call's deadline")
+
+
 def _connect(engine: Engine, remaining: float | None, read_only: bool) -> tuple[Connection, Watchdog]:
     for attempt in (1, 2):
-        conn = engine.connect()
+        token = connect_budget.set(None if remaining is None else remaining - margin(remaining))
+        try:
+            conn = engine.connect()
+        finally:
+            connect_budget.reset(token)
         raw = conn.connection.dbapi_connection
         watch = Watchdog(raw, None if remaining is None else remaining - margin(remaining) / 2)
         try:
@@ -106,9 +117,11 @@ def _connect(engine: Engine, remaining: float | None, read_only: bool) -> tuple[
         except DBAPIError as exc:
             watch.cancel()
             conn.close()
+            if watch.fired:
+                raise _stopped(engine) from None
             # A pooled connection the server closed meanwhile: SQLAlchemy has invalidated
             # the pool's older connections; a fresh one is tried once.
-            if attempt == 1 and exc.connection_invalidated and not watch.fired:
+            if attempt == 1 and exc.connection_invalidated:
                 continue
             raise
         except BaseException:
@@ -154,11 +167,7 @@ def session(engine: Engine, context: Any = None, *, read_only: bool = False) -> 
                     conn.commit()
     except DBAPIError as exc:
         if watch is not None and watch.fired:
-            if engine.dialect.name == "sqlite":
-                raise DeadlineExceeded("the database did not finish within the call's deadline") from None
-            raise ConnectionOffline(
-                "the database stopped answering: no answer before the call's deadline"
-            ) from None
+            raise _stopped(engine) from None
         raise (fatal(exc) or exc) from None
     finally:
         if watch is not None:
