@@ -162,6 +162,31 @@ def _coerce(column: sa.Column, value: Any) -> Any:
     return value
 
 
+def _exact_types(kind: Any) -> frozenset:
+    """Python types a column of ``kind`` stores as they are: no check beyond the type."""
+    if isinstance(kind, sa.Boolean):
+        return frozenset({bool})
+    if isinstance(kind, sa.Integer):
+        return frozenset({int})
+    if isinstance(kind, sa.Float):
+        return frozenset({int, float})
+    if isinstance(kind, (sa.Numeric, sa.DateTime, sa.Date, sa.Time, sa.LargeBinary, sa.Uuid)):
+        return frozenset()
+    if isinstance(kind, sa.String):
+        return frozenset({str})
+    return frozenset({str, int, float, dict, list})
+
+
+def _coercer(column: sa.Column):
+    exact = _exact_types(column.type) | {type(None)}
+
+    def coerce(value: Any) -> Any:
+        # The common case (the record's JSON type is the column's) costs one set lookup.
+        return value if type(value) in exact else _coerce(column, value)
+
+    return coerce
+
+
 class _Writer:
     def __init__(self, table: sa.Table, conf: Mapping[str, Any]):
         keys = conf.get("keys") or [c.name for c in table.primary_key.columns]
@@ -175,16 +200,18 @@ class _Writer:
             raise ConfigurationProblem(f"idColumn {id_column!r} is not a column of {table.name}")
         self.table, self.conf, self.keys, self.id_column = table, conf, keys, id_column
         self.operation = conf["operation"]
+        self.coercers = {c.name: _coercer(c) for c in table.c}
 
     def values(self, record: Any) -> dict[str, Any]:
         if not isinstance(record, dict):
             raise RecordError("a record must be a JSON object")
-        unknown = [name for name in record if name not in self.table.c]
-        if unknown and not self.conf["ignoreUnknownFields"]:
-            raise RecordError(f"{', '.join(sorted(unknown))}: not a column of {self.table.name}")
-        values = {
-            name: _coerce(self.table.c[name], value) for name, value in record.items() if name in self.table.c
-        }
+        coercers = self.coercers
+        if not coercers.keys() >= record.keys():
+            unknown = [name for name in record if name not in coercers]
+            if not self.conf["ignoreUnknownFields"]:
+                raise RecordError(f"{', '.join(sorted(unknown))}: not a column of {self.table.name}")
+            record = {name: value for name, value in record.items() if name in coercers}
+        values = {name: coercers[name](value) for name, value in record.items()}
         if self.operation != "insert" or self.conf["ignoreExisting"]:
             missing = [k for k in self.keys if values.get(k) is None]
             if missing:
