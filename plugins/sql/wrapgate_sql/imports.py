@@ -177,6 +177,14 @@ def _exact_types(kind: Any) -> frozenset:
     return frozenset({str, int, float, dict, list})
 
 
+def _driver_takes(kind: Any, dialect: Any) -> bool:
+    """Whether the driver takes a checked value of this type as it is: no bind processing
+    (a native boolean's processor only re-checks what _coerce already has)."""
+    if isinstance(kind, sa.Boolean):
+        return bool(dialect.supports_native_boolean)
+    return kind.dialect_impl(dialect).bind_processor(dialect) is None
+
+
 def _coercer(column: sa.Column):
     exact = _exact_types(column.type) | {type(None)}
 
@@ -257,27 +265,41 @@ class _Writer:
 
     def _many(self, conn: Connection, rows: list[dict]) -> list[Any]:
         """One statement for ``rows`` (all with the same fields): the ids, in order."""
-        table, fields = self.table, list(rows[0])
+        table, fields, dialect = self.table, list(rows[0]), conn.dialect
         returning = self.id_column is not None and self.id_column not in fields
-        if self.operation == "insert":
-            stmt: Any = sa.insert(table)
-        else:
-            native: Any = _NATIVE_UPSERT[conn.dialect.name](table)
-            index = [table.c[k] for k in self.keys]
-            changes = {c: native.excluded[c] for c in fields if c not in self.keys}
-            if not changes and returning:
-                changes = {self.keys[0]: native.excluded[self.keys[0]]}  # so RETURNING sees the row
-            stmt = (
-                native.on_conflict_do_update(index_elements=index, set_=changes)
-                if changes
-                else native.on_conflict_do_nothing(index_elements=index)
-            )
+        # Values the driver takes as they are (no SQLAlchemy bind processing, e.g. every
+        # type of the benchmark's table on psycopg) go to its executemany directly.
+        raw = not returning and all(_driver_takes(table.c[f].type, dialect) for f in fields)
+        base: Any = sa.insert(table) if self.operation == "insert" else _NATIVE_UPSERT[dialect.name](table)
+        if raw:
+            base = base.values({f: sa.bindparam(f"p{i}") for i, f in enumerate(fields)})
+        stmt = base if self.operation == "insert" else self._on_conflict(base, fields, returning)
         if returning:
             stmt = stmt.returning(table.c[self.id_column or ""], sort_by_parameter_order=True)
             found = conn.execute(stmt, rows).all()
             return [row[0] for row in found]
-        conn.execute(stmt, rows)
+        if not raw:
+            conn.execute(stmt, rows)
+            return [None] * len(rows)
+        compiled = stmt.compile(dialect=dialect)
+        if compiled.positional:
+            at = {f"p{i}": f for i, f in enumerate(fields)}
+            order = [at[name] for name in compiled.positiontup or []]
+            conn.exec_driver_sql(str(compiled), [tuple(row[f] for f in order) for row in rows])
+        else:
+            conn.exec_driver_sql(
+                str(compiled), [{f"p{i}": row[f] for i, f in enumerate(fields)} for row in rows]
+            )
         return [None] * len(rows)
+
+    def _on_conflict(self, native: Any, fields: list[str], returning: bool) -> Any:
+        index = [self.table.c[k] for k in self.keys]
+        changes = {c: native.excluded[c] for c in fields if c not in self.keys}
+        if not changes and returning:
+            changes = {self.keys[0]: native.excluded[self.keys[0]]}  # so RETURNING sees the row
+        if changes:
+            return native.on_conflict_do_update(index_elements=index, set_=changes)
+        return native.on_conflict_do_nothing(index_elements=index)
 
     # -- a record at a time (update; upsert without a native form) ----------
 
