@@ -142,17 +142,17 @@ def test_delta_rows_newer_than_the_lag_wait_and_pages_share_one_window(call, pos
 def test_nan_and_infinity_are_exported_as_documented_strings(call, postgres, pg_db):
     run(
         pg_db[1],
-        "CREATE TABLE t (id numeric PRIMARY KEY, v numeric, f double precision)",
-        "INSERT INTO t VALUES (1, 'NaN', 'NaN'), (2, 'Infinity', '-Infinity'), (3, '-Infinity', 'Infinity'),"
-        " (4, 1.5, 2.5), ('NaN', 0, 0)",
+        "CREATE TABLE t (id numeric PRIMARY KEY, v numeric, f double precision, a numeric[])",
+        "INSERT INTO t VALUES (1, 'NaN', 'NaN', '{1.5,NaN}'), (2, 'Infinity', '-Infinity', NULL),"
+        " (3, '-Infinity', 'Infinity', NULL), (4, 1.5, 2.5, NULL), ('NaN', 0, 0, NULL)",
     )
     rows, _ = exported(call, export(postgres, pg_db[0], table="t", key="id", pageSize=2))
     assert rows == [
-        {"id": 1, "v": "NaN", "f": "NaN"},
-        {"id": 2, "v": "Infinity", "f": "-Infinity"},
-        {"id": 3, "v": "-Infinity", "f": "Infinity"},
-        {"id": 4, "v": 1.5, "f": 2.5},
-        {"id": "NaN", "v": 0, "f": 0.0},  # a NaN key pages too (it sorts last)
+        {"id": 1, "v": "NaN", "f": "NaN", "a": [1.5, "NaN"]},
+        {"id": 2, "v": "Infinity", "f": "-Infinity", "a": None},
+        {"id": 3, "v": "-Infinity", "f": "Infinity", "a": None},
+        {"id": 4, "v": 1.5, "f": 2.5, "a": None},
+        {"id": "NaN", "v": 0, "f": 0.0, "a": None},  # a NaN key pages too (it sorts last)
     ]
 
 

@@ -51,15 +51,15 @@ from .session import session
 
 DEFAULT_DELTA_LAG = 60.0
 
-# Values orjson and the gateway write as they are (checked by exact type: fast).
+# Values orjson and the gateway write as they are (checked by exact type: fast). Not
+# lists: an array's items may be values JSON cannot hold (a numeric[] with NaN).
 _PLAIN = frozenset(
     {
         str,
         int,
         bool,
         type(None),
-        dict,
-        list,
+        dict,  # JSON from the database: nothing JSON cannot hold
         datetime.datetime,
         datetime.date,
         datetime.time,
