@@ -10,7 +10,7 @@ from pg_server import FreezableProxy, connection
 
 from gateway.testing import InProcessGateway, wait_until
 
-DEADLINE = 4.0
+DEADLINE = 6.0
 
 
 @pytest.fixture(scope="module")
