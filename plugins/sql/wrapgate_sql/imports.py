@@ -23,8 +23,11 @@ import base64
 import binascii
 import datetime
 import decimal
+import operator
 import re
+import threading
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -195,6 +198,34 @@ def _coercer(column: sa.Column):
     return coerce
 
 
+# Compiled SQL of raw multi-row statements, per reflected table (a table reflected
+# again is a new object, so a changed layout never reuses old SQL).
+_RAW_SQL: weakref.WeakKeyDictionary[sa.Table, dict] = weakref.WeakKeyDictionary()
+_RAW_LOCK = threading.Lock()
+_PYFORMAT = re.compile(r"(?<!%)%\((p\d+)\)s")
+
+
+def _raw_statement(writer: _Writer, dialect: Any, fields: tuple[str, ...]) -> tuple[str, list[str] | None]:
+    """(SQL, the record fields of its parameters in order, or None for named ``pN``)."""
+    key = (dialect.name, writer.operation, fields, tuple(writer.keys))
+    with _RAW_LOCK:
+        found = _RAW_SQL.get(writer.table, {}).get(key)
+    if found is not None:
+        return found
+    compiled = writer._statement(dialect, list(fields), False, params=True).compile(dialect=dialect)
+    at = {f"p{i}": f for i, f in enumerate(fields)}
+    sql, order = str(compiled), None
+    if compiled.positional:
+        order = [at[name] for name in compiled.positiontup or []]
+    elif dialect.paramstyle == "pyformat":
+        # Positional %s: the driver takes tuples, cheaper than a dict per record.
+        order = [at[name] for name in _PYFORMAT.findall(sql)]
+        sql = _PYFORMAT.sub("%s", sql)
+    with _RAW_LOCK:
+        _RAW_SQL.setdefault(writer.table, {})[key] = (sql, order)
+    return sql, order
+
+
 class _Writer:
     def __init__(self, table: sa.Table, conf: Mapping[str, Any]):
         keys = conf.get("keys") or [c.name for c in table.primary_key.columns]
@@ -270,27 +301,32 @@ class _Writer:
         # Values the driver takes as they are (no SQLAlchemy bind processing, e.g. every
         # type of the benchmark's table on psycopg) go to its executemany directly.
         raw = not returning and all(_driver_takes(table.c[f].type, dialect) for f in fields)
-        base: Any = sa.insert(table) if self.operation == "insert" else _NATIVE_UPSERT[dialect.name](table)
         if raw:
-            base = base.values({f: sa.bindparam(f"p{i}") for i, f in enumerate(fields)})
-        stmt = base if self.operation == "insert" else self._on_conflict(base, fields, returning)
+            sql, order = _raw_statement(self, dialect, tuple(fields))
+            if order is None:
+                named = [{f"p{i}": row[f] for i, f in enumerate(fields)} for row in rows]
+                conn.exec_driver_sql(sql, named)
+            else:
+                pick = operator.itemgetter(*order)
+                params = [pick(row) for row in rows] if len(order) > 1 else [(row[order[0]],) for row in rows]
+                conn.exec_driver_sql(sql, params)
+            return [None] * len(rows)
+        stmt = self._statement(dialect, fields, returning)
         if returning:
             stmt = stmt.returning(table.c[self.id_column or ""], sort_by_parameter_order=True)
             found = conn.execute(stmt, rows).all()
             return [row[0] for row in found]
-        if not raw:
-            conn.execute(stmt, rows)
-            return [None] * len(rows)
-        compiled = stmt.compile(dialect=dialect)
-        if compiled.positional:
-            at = {f"p{i}": f for i, f in enumerate(fields)}
-            order = [at[name] for name in compiled.positiontup or []]
-            conn.exec_driver_sql(str(compiled), [tuple(row[f] for f in order) for row in rows])
-        else:
-            conn.exec_driver_sql(
-                str(compiled), [{f"p{i}": row[f] for i, f in enumerate(fields)} for row in rows]
-            )
+        conn.execute(stmt, rows)
         return [None] * len(rows)
+
+    def _statement(self, dialect: Any, fields: list[str], returning: bool, params: bool = False) -> Any:
+        """The insert or upsert of ``fields``; with ``params``, its values are bind
+        parameters ``p0``, ``p1``... (for the driver's executemany)."""
+        table = self.table
+        base: Any = sa.insert(table) if self.operation == "insert" else _NATIVE_UPSERT[dialect.name](table)
+        if params:
+            base = base.values({f: sa.bindparam(f"p{i}") for i, f in enumerate(fields)})
+        return base if self.operation == "insert" else self._on_conflict(base, fields, returning)
 
     def _on_conflict(self, native: Any, fields: list[str], returning: bool) -> Any:
         index = [self.table.c[k] for k in self.keys]
