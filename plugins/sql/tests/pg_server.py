@@ -84,3 +84,68 @@ class Postgres:
 def connection(postgres, database, password=PASSWORD, **extra):
     unencrypted = {"url": postgres.url(database, password=False), **extra}
     return {"_id": f"pg-{database}", "unencrypted": unencrypted, "encrypted": {"password": password}}
+
+
+class FreezableProxy:
+    """A TCP forwarder on a loopback port in front of the test PostgreSQL. ``freeze()``
+    makes it a database that accepts TCP and stops answering: connections stay open,
+    nothing more is forwarded either way."""
+
+    def __init__(self, port):
+        import socket
+        import threading
+
+        self.target = port
+        self.frozen = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source, sink):
+        import time
+
+        while True:
+            if self.frozen.is_set():
+                time.sleep(0.05)
+                continue
+            try:
+                source.settimeout(0.05)
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                for s in (source, sink):
+                    s.close()
+                return
+            while self.frozen.is_set():
+                time.sleep(0.05)  # a frozen server does not answer this (until thawed)
+            try:
+                sink.sendall(data)
+            except OSError:
+                for s in (source, sink):
+                    s.close()
+                return
+
+    def freeze(self):
+        self.frozen.set()
+
+    def thaw(self):
+        self.frozen.clear()
+
+    def close(self):
+        self.listener.close()

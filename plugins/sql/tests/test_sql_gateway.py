@@ -3,9 +3,10 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
-from pg_server import connection
+from pg_server import FreezableProxy, connection
 
 from gateway.testing import GatewayProcess
 
@@ -82,3 +83,31 @@ def test_plugins_lists_both_bundled_connectors():
         "rest.ping",
     ]
     assert out.returncode == 0
+
+
+def test_a_frozen_database_under_gevent_is_connection_trouble_then_recovers(tmp_path, postgres, pg_db):
+    """The production worker (gevent): the watchdog is a greenlet, psycopg waits cooperatively."""
+    with pg_db[1].begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (id integer PRIMARY KEY)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    proxy = FreezableProxy(postgres.port)
+    env = {"WRAPGATE_PLUGINS": "sql", "WRAPGATE_CALL_TIMEOUT": "4"}
+    try:
+        with GatewayProcess(tmp_path, env=env, workers=1) as server:
+            conn = connection(postgres, pg_db[0])
+            conn["unencrypted"]["url"] = conn["unencrypted"]["url"].replace(
+                f":{postgres.port}/", f":{proxy.port}/"
+            )
+            options = {"connection": conn, "configuration": {"table": "t", "key": "id"}}
+            assert server.call("sql.export", options).json()["data"] == [{"id": 1}]
+            proxy.freeze()
+            started = time.monotonic()
+            r = server.call("sql.export", options, timeout=30)
+            assert r.status_code == 200 and r.json()["connectionOffline"] is True, r.text
+            assert time.monotonic() - started < 15
+            proxy.thaw()
+            # The cut connection was not pooled again: the next call works.
+            r = server.call("sql.export", options)
+            assert r.status_code == 200 and r.json()["data"] == [{"id": 1}], r.text
+    finally:
+        proxy.close()

@@ -152,14 +152,15 @@ def test_export_is_keyset_not_offset(call, postgres, pg_db):
 
 def test_export_delta_returns_rows_changed_since_last_execution(call, postgres, pg_db):
     seed(pg_db[1])
-    since = datetime.datetime(2026, 1, 1, 20, 0, tzinfo=datetime.UTC)  # after row 20
+    since = datetime.datetime(2026, 1, 1, 20, 0, tzinfo=datetime.UTC)  # row 20's own time
     opts = dict(
-        options(postgres, pg_db[0], pageSize=3),
+        options(postgres, pg_db[0], pageSize=3, deltaLagSeconds=0),
         type="delta",
         delta={"dateField": "updated_at", "lastExecutionTime": int(since.timestamp() * 1000)},
     )
     pages = export_all(call, opts)
-    assert [r["id"] for p in pages for r in p["data"]] == [210, 220, 230, 240, 250]
+    # Inclusive: the row changed exactly at lastExecutionTime is exported too.
+    assert [r["id"] for p in pages for r in p["data"]] == [200, 210, 220, 230, 240, 250]
 
 
 def test_export_once_marks_rows_only_after_they_were_handed_over(call, postgres, pg_db):

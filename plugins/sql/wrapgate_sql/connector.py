@@ -14,16 +14,17 @@ Import configuration: ``{"table": "customers", "operation": "upsert", "keys": ["
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from gateway import hookimpl
-from gateway.errors import ConnectionOffline
+from gateway.errors import ConnectionOffline, DeadlineExceeded
 from gateway.resources import PerConnection
 
 from . import schemas
-from .engines import connection_failure, create_engine, reason
+from .engines import create_engine, problem, reason
 from .export import ExportError, export_page
 from .imports import ConfigurationProblem, import_batch
+from .session import session
 
 # At most 64 engines; the least recently used is disposed (its pooled connections closed).
 ENGINES = PerConnection(create_engine, dispose=lambda engine: engine.dispose(), capacity=64)
@@ -39,40 +40,37 @@ def wrapgate_configuration_schema(function):
     return schemas.ImportConfiguration() if function == "import" else schemas.ExportConfiguration()
 
 
-def _failure(exc: DBAPIError) -> Exception:
-    return connection_failure(exc) or exc
-
-
 @hookimpl
-def wrapgate_ping(unencrypted, encrypted):
-    import sqlalchemy as sa
-
+def wrapgate_ping(unencrypted, encrypted, context):
     engine = ENGINES.get(unencrypted, encrypted)
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        # The session's first statement is the ping (session.py).
+        with session(engine, context):
+            pass
     except DBAPIError as exc:
-        # Any failure to run SELECT 1 means the connection does not work: ping answers 401.
-        raise connection_failure(exc) or ConnectionOffline(reason(exc)) from None
+        # Any failure to run it means the connection does not work: ping answers 401.
+        raise ConnectionOffline(reason(exc)) from None
+    except DeadlineExceeded as exc:
+        raise ConnectionOffline(exc.message) from None
 
 
 @hookimpl
-def wrapgate_export(unencrypted, encrypted, configuration, type, delta, once, test, state):
+def wrapgate_export(unencrypted, encrypted, configuration, type, delta, once, test, state, context):
     engine = ENGINES.get(unencrypted, encrypted)
     try:
-        return export_page(engine, configuration, type, delta, once, test, state)
+        return export_page(engine, configuration, type, delta, once, test, state, context)
     except LookupError as exc:
         raise ExportError(str(exc)) from None
-    except DBAPIError as exc:
-        raise _failure(exc) from None
+    except (DBAPIError, StatementError) as exc:
+        raise problem(exc) from None
 
 
 @hookimpl
-def wrapgate_import(unencrypted, encrypted, configuration, postMapData):
+def wrapgate_import(unencrypted, encrypted, configuration, postMapData, context):
     engine = ENGINES.get(unencrypted, encrypted)
     try:
-        return import_batch(engine, configuration, postMapData)
+        return import_batch(engine, configuration, postMapData, context)
     except LookupError as exc:
         raise ConfigurationProblem(str(exc)) from None
-    except DBAPIError as exc:
-        raise _failure(exc) from None
+    except (DBAPIError, StatementError) as exc:
+        raise problem(exc) from None

@@ -1,8 +1,18 @@
 """Import batches: insert, update or upsert, one result per record, in order.
 
-The batch runs in one transaction with a savepoint per record: a bad record
-rolls back only itself and answers 422 with the database's message, its
-neighbours are written. If the connection is lost, nothing of the batch was
+Records are checked first, in Python: a value that does not fit its column
+exactly (``1.5`` or ``true`` for an integer, three decimals for
+``numeric(10, 2)``, text that is no date) is that record's 422, never coerced.
+
+``insert`` and ``upsert`` (PostgreSQL, SQLite: ``INSERT ... ON CONFLICT``) then
+write the good records with one multi-row statement per run of records with
+the same fields, inside a savepoint. Only when that statement fails is the run
+split in halves, again and again (bisection), until each bad record stands
+alone and answers 422 with the database's message; every good record is still
+written. ``update``, and upsert on other databases, write a record at a time,
+each in its own savepoint.
+
+The batch is one transaction: if the connection is lost, nothing of it was
 committed, so every record that had not already failed answers 401.
 Identifiers come from the reflected table, never from the record as text.
 """
@@ -13,6 +23,11 @@ import base64
 import binascii
 import datetime
 import decimal
+import operator
+import re
+import threading
+import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,70 +36,113 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from gateway.errors import RecordError, record_result
+from gateway.errors import ConnectionOffline, CredentialsRefused, RecordError, record_result
 
-from .engines import connection_failure, first_line, reflect
+from .engines import fatal, forget, problem, reflect
+from .session import session
 
 _NATIVE_UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+# Records per multi-row statement (SQLAlchemy pages them further to the driver's limits).
+CHUNK = 1000
 
 
 class ConfigurationProblem(ValueError):
     code = "invalid_configuration"
 
 
-def import_batch(engine: Engine, conf: Mapping[str, Any], records: Sequence[Any]) -> list[dict]:
-    with engine.connect() as conn:
-        table = reflect(conn, conf["table"], conf.get("schema"))
-    keys = conf.get("keys") or [c.name for c in table.primary_key.columns]
-    for name in keys:
-        if name not in table.c:
-            raise ConfigurationProblem(f"key {name!r} is not a column of {table.name}")
-    if not keys and (conf["operation"] != "insert" or conf["ignoreExisting"]):
-        raise ConfigurationProblem(f"{table.name} has no primary key: configure keys")
-    id_column = conf.get("idColumn") or (keys[0] if keys else None)
-    if id_column is not None and id_column not in table.c:
-        raise ConfigurationProblem(f"idColumn {id_column!r} is not a column of {table.name}")
-    writer = _Writer(table, conf, keys, id_column)
+def import_batch(
+    engine: Engine, conf: Mapping[str, Any], records: Sequence[Any], context: Any = None
+) -> list[dict]:
     results: list[dict | None] = [None] * len(records)
-    written: list[int] = []
     try:
-        with engine.connect() as conn:
-            with conn.begin():
-                for position, record in enumerate(records):
-                    try:
-                        values = writer.values(record)
-                        with conn.begin_nested():
-                            results[position] = writer.write(conn, values)
-                        written.append(position)
-                    except RecordError as exc:
-                        results[position] = record_result(exc)
-                    except (DBAPIError, StatementError) as exc:
-                        if isinstance(exc, DBAPIError) and connection_failure(exc) is not None:
-                            raise
-                        results[position] = record_result(_as_problem(exc))
-    except DBAPIError as exc:
-        failure = connection_failure(exc)
-        if failure is None:
-            raise
+        with session(engine, context) as conn:
+            table = _table(conn, engine, conf, records)
+            writer = _Writer(table, conf)
+            good: list[tuple[int, dict[str, Any]]] = []
+            for position, record in enumerate(records):
+                try:
+                    good.append((position, writer.values(record)))
+                except RecordError as exc:
+                    results[position] = record_result(exc)
+            writer.write_all(conn, good, results)
+    except (ConnectionOffline, CredentialsRefused) as failure:
         # The transaction is gone: nothing written in it stayed.
         return [r if r is not None and r["statusCode"] == 422 else record_result(failure) for r in results]
     return results  # type: ignore[return-value]
 
 
+def _table(conn: Connection, engine: Engine, conf: Mapping[str, Any], records: Sequence[Any]) -> sa.Table:
+    table = reflect(conn, conf["table"], conf.get("schema"))
+    named = {name for record in records if isinstance(record, dict) for name in record}
+    if named - set(table.c.keys()):
+        # A field that is no column may be a column added since the table was reflected.
+        forget(engine, conf["table"], conf.get("schema"))
+        table = reflect(conn, conf["table"], conf.get("schema"))
+    return table
+
+
 def _as_problem(exc: Exception) -> RecordError:
-    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    return RecordError(first_line(exc), code=f"sqlstate_{state}" if state else None)
+    found = problem(exc)
+    return RecordError(found.message, code=found.code)
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def _refuse(column: sa.Column, value: Any, kind: str) -> RecordError:
+    shown = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return RecordError(
+        f"{column.name}: {shown[:100]} is not {kind}: values are stored exactly, never coerced"
+    )
 
 
 def _coerce(column: sa.Column, value: Any) -> Any:
-    """A JSON value as the column's Python type: the inverse of the export's JSON forms
-    (ISO 8601 text for dates and times, base64 for bytes, numbers or text for decimals)."""
-    if not isinstance(value, str):
-        if isinstance(value, float) and isinstance(column.type, sa.Numeric) and column.type.asdecimal:
-            return decimal.Decimal(repr(value))
-        return value
+    """A JSON value as the column's Python type, exactly: the inverse of the export's JSON
+    forms (ISO 8601 text for dates and times, base64 for bytes, numbers or text for
+    decimals). A value the column cannot hold as it is raises RecordError."""
+    if value is None:
+        return None
     kind = column.type
     try:
+        if isinstance(kind, sa.Boolean):
+            if isinstance(value, bool):
+                return value
+            raise _refuse(column, value, "a boolean (true or false)")
+        if isinstance(kind, sa.Integer):
+            if isinstance(value, bool):
+                raise _refuse(column, value, "an integer")
+            if isinstance(value, int):
+                return value
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+                return int(value)
+            raise _refuse(column, value, "an integer")
+        if isinstance(kind, sa.Float):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return value
+            if isinstance(value, str):
+                return float(value)
+            raise _refuse(column, value, "a number")
+        if isinstance(kind, sa.Numeric):
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise _refuse(column, value, "a number")
+            number = decimal.Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+            scale = kind.scale
+            if (
+                scale is not None
+                and number.is_finite()
+                and number != number.quantize(decimal.Decimal(1).scaleb(-scale))
+            ):
+                raise _refuse(column, value, f"a number with at most {scale} decimal places")
+            return number if kind.asdecimal else float(number)
+        if isinstance(value, bool) and not isinstance(kind, (sa.JSON, sa.types.NullType)):
+            raise _refuse(column, value, f"a {kind.__class__.__name__.lower()}")
+        if isinstance(kind, (sa.DateTime, sa.Date, sa.Time, sa.LargeBinary, sa.Uuid)) and not isinstance(
+            value, str
+        ):
+            raise _refuse(column, value, f"a {kind.__class__.__name__.lower()} (give it as text)")
         if isinstance(kind, sa.DateTime):
             return datetime.datetime.fromisoformat(value)
         if isinstance(kind, sa.Date):
@@ -93,8 +151,13 @@ def _coerce(column: sa.Column, value: Any) -> Any:
             return datetime.time.fromisoformat(value)
         if isinstance(kind, sa.LargeBinary):
             return base64.b64decode(value, validate=True)
-        if isinstance(kind, sa.Numeric):
-            return decimal.Decimal(value)
+        if isinstance(kind, sa.Uuid):
+            parsed = uuid.UUID(value)
+            return parsed if kind.as_uuid else str(parsed)
+        if isinstance(kind, sa.String) and isinstance(value, (int, float)):
+            return str(value)  # a number's own digits, exactly
+        if isinstance(kind, sa.String) and not isinstance(value, str):
+            raise _refuse(column, value, "text")
     except (ValueError, decimal.InvalidOperation, binascii.Error):
         raise RecordError(
             f"{column.name}: {value!r} is not a valid {kind.__class__.__name__.lower()}"
@@ -102,25 +165,190 @@ def _coerce(column: sa.Column, value: Any) -> Any:
     return value
 
 
+def _exact_types(kind: Any) -> frozenset:
+    """Python types a column of ``kind`` stores as they are: no check beyond the type."""
+    if isinstance(kind, sa.Boolean):
+        return frozenset({bool})
+    if isinstance(kind, sa.Integer):
+        return frozenset({int})
+    if isinstance(kind, sa.Float):
+        return frozenset({int, float})
+    if isinstance(kind, (sa.Numeric, sa.DateTime, sa.Date, sa.Time, sa.LargeBinary, sa.Uuid)):
+        return frozenset()
+    if isinstance(kind, sa.String):
+        return frozenset({str})
+    return frozenset({str, int, float, dict, list})
+
+
+def _driver_takes(kind: Any, dialect: Any) -> bool:
+    """Whether the driver takes a checked value of this type as it is: no bind processing
+    (a native boolean's processor only re-checks what _coerce already has)."""
+    if isinstance(kind, sa.Boolean):
+        return bool(dialect.supports_native_boolean)
+    return kind.dialect_impl(dialect).bind_processor(dialect) is None
+
+
+def _coercer(column: sa.Column):
+    exact = _exact_types(column.type) | {type(None)}
+
+    def coerce(value: Any) -> Any:
+        # The common case (the record's JSON type is the column's) costs one set lookup.
+        return value if type(value) in exact else _coerce(column, value)
+
+    return coerce
+
+
+# Compiled SQL of raw multi-row statements, per reflected table (a table reflected
+# again is a new object, so a changed layout never reuses old SQL).
+_RAW_SQL: weakref.WeakKeyDictionary[sa.Table, dict] = weakref.WeakKeyDictionary()
+_RAW_LOCK = threading.Lock()
+_PYFORMAT = re.compile(r"(?<!%)%\((p\d+)\)s")
+
+
+def _raw_statement(writer: _Writer, dialect: Any, fields: tuple[str, ...]) -> tuple[str, list[str] | None]:
+    """(SQL, the record fields of its parameters in order, or None for named ``pN``)."""
+    key = (dialect.name, writer.operation, fields, tuple(writer.keys))
+    with _RAW_LOCK:
+        found = _RAW_SQL.get(writer.table, {}).get(key)
+    if found is not None:
+        return found
+    compiled = writer._statement(dialect, list(fields), False, params=True).compile(dialect=dialect)
+    at = {f"p{i}": f for i, f in enumerate(fields)}
+    sql, order = str(compiled), None
+    if compiled.positional:
+        order = [at[name] for name in compiled.positiontup or []]
+    elif dialect.paramstyle == "pyformat":
+        # Positional %s: the driver takes tuples, cheaper than a dict per record.
+        order = [at[name] for name in _PYFORMAT.findall(sql)]
+        sql = _PYFORMAT.sub("%s", sql)
+    with _RAW_LOCK:
+        _RAW_SQL.setdefault(writer.table, {})[key] = (sql, order)
+    return sql, order
+
+
 class _Writer:
-    def __init__(self, table: sa.Table, conf: Mapping[str, Any], keys: list[str], id_column: str | None):
+    def __init__(self, table: sa.Table, conf: Mapping[str, Any]):
+        keys = conf.get("keys") or [c.name for c in table.primary_key.columns]
+        for name in keys:
+            if name not in table.c:
+                raise ConfigurationProblem(f"key {name!r} is not a column of {table.name}")
+        if not keys and (conf["operation"] != "insert" or conf["ignoreExisting"]):
+            raise ConfigurationProblem(f"{table.name} has no primary key: configure keys")
+        id_column = conf.get("idColumn") or (keys[0] if keys else None)
+        if id_column is not None and id_column not in table.c:
+            raise ConfigurationProblem(f"idColumn {id_column!r} is not a column of {table.name}")
         self.table, self.conf, self.keys, self.id_column = table, conf, keys, id_column
         self.operation = conf["operation"]
+        self.coercers = {c.name: _coercer(c) for c in table.c}
 
     def values(self, record: Any) -> dict[str, Any]:
         if not isinstance(record, dict):
             raise RecordError("a record must be a JSON object")
-        unknown = [name for name in record if name not in self.table.c]
-        if unknown and not self.conf["ignoreUnknownFields"]:
-            raise RecordError(f"{', '.join(sorted(unknown))}: not a column of {self.table.name}")
-        values = {
-            name: _coerce(self.table.c[name], value) for name, value in record.items() if name in self.table.c
-        }
+        coercers = self.coercers
+        if not coercers.keys() >= record.keys():
+            unknown = [name for name in record if name not in coercers]
+            if not self.conf["ignoreUnknownFields"]:
+                raise RecordError(f"{', '.join(sorted(unknown))}: not a column of {self.table.name}")
+            record = {name: value for name, value in record.items() if name in coercers}
+        values = {name: coercers[name](value) for name, value in record.items()}
         if self.operation != "insert" or self.conf["ignoreExisting"]:
             missing = [k for k in self.keys if values.get(k) is None]
             if missing:
                 raise RecordError(f"the record has no value for key {', '.join(missing)}")
         return values
+
+    # -- the batch --------------------------------------------------------
+
+    def write_all(self, conn: Connection, good: list[tuple[int, dict]], results: list[dict | None]) -> None:
+        native = _NATIVE_UPSERT.get(conn.dialect.name)
+        batched = self.operation == "upsert" and native is not None
+        batched = batched or (self.operation == "insert" and not self.conf["ignoreExisting"])
+        if not batched:
+            for position, values in good:
+                self._one(conn, position, values, results)
+            return
+        # Runs of records with the same fields share a statement; order is kept.
+        run: list[tuple[int, dict]] = []
+        for item in good:
+            if run and (item[1].keys() != run[0][1].keys() or len(run) >= CHUNK):
+                self._bisect(conn, run, results)
+                run = []
+            run.append(item)
+        if run:
+            self._bisect(conn, run, results)
+
+    def _bisect(self, conn: Connection, run: list[tuple[int, dict]], results: list[dict | None]) -> None:
+        try:
+            with conn.begin_nested():
+                ids = self._many(conn, [values for _, values in run])
+        except (DBAPIError, StatementError) as exc:
+            if isinstance(exc, DBAPIError) and fatal(exc) is not None:
+                raise
+            if len(run) == 1:
+                results[run[0][0]] = record_result(_as_problem(exc))
+                return
+            half = len(run) // 2
+            self._bisect(conn, run[:half], results)
+            self._bisect(conn, run[half:], results)
+            return
+        for (position, values), record_id in zip(run, ids, strict=True):
+            results[position] = self._entry(record_id, values)
+
+    def _many(self, conn: Connection, rows: list[dict]) -> list[Any]:
+        """One statement for ``rows`` (all with the same fields): the ids, in order."""
+        table, fields, dialect = self.table, list(rows[0]), conn.dialect
+        returning = self.id_column is not None and self.id_column not in fields
+        # Values the driver takes as they are (no SQLAlchemy bind processing, e.g. every
+        # type of the benchmark's table on psycopg) go to its executemany directly.
+        raw = not returning and all(_driver_takes(table.c[f].type, dialect) for f in fields)
+        if raw:
+            sql, order = _raw_statement(self, dialect, tuple(fields))
+            if order is None:
+                named = [{f"p{i}": row[f] for i, f in enumerate(fields)} for row in rows]
+                conn.exec_driver_sql(sql, named)
+            else:
+                pick = operator.itemgetter(*order)
+                params = [pick(row) for row in rows] if len(order) > 1 else [(row[order[0]],) for row in rows]
+                conn.exec_driver_sql(sql, params)
+            return [None] * len(rows)
+        stmt = self._statement(dialect, fields, returning)
+        if returning:
+            stmt = stmt.returning(table.c[self.id_column or ""], sort_by_parameter_order=True)
+            found = conn.execute(stmt, rows).all()
+            return [row[0] for row in found]
+        conn.execute(stmt, rows)
+        return [None] * len(rows)
+
+    def _statement(self, dialect: Any, fields: list[str], returning: bool, params: bool = False) -> Any:
+        """The insert or upsert of ``fields``; with ``params``, its values are bind
+        parameters ``p0``, ``p1``... (for the driver's executemany)."""
+        table = self.table
+        base: Any = sa.insert(table) if self.operation == "insert" else _NATIVE_UPSERT[dialect.name](table)
+        if params:
+            base = base.values({f: sa.bindparam(f"p{i}") for i, f in enumerate(fields)})
+        return base if self.operation == "insert" else self._on_conflict(base, fields, returning)
+
+    def _on_conflict(self, native: Any, fields: list[str], returning: bool) -> Any:
+        index = [self.table.c[k] for k in self.keys]
+        changes = {c: native.excluded[c] for c in fields if c not in self.keys}
+        if not changes and returning:
+            changes = {self.keys[0]: native.excluded[self.keys[0]]}  # so RETURNING sees the row
+        if changes:
+            return native.on_conflict_do_update(index_elements=index, set_=changes)
+        return native.on_conflict_do_nothing(index_elements=index)
+
+    # -- a record at a time (update; upsert without a native form) ----------
+
+    def _one(self, conn: Connection, position: int, values: dict, results: list[dict | None]) -> None:
+        try:
+            with conn.begin_nested():
+                results[position] = self.write(conn, values)
+        except RecordError as exc:
+            results[position] = record_result(exc)
+        except (DBAPIError, StatementError) as exc:
+            if isinstance(exc, DBAPIError) and fatal(exc) is not None:
+                raise
+            results[position] = record_result(_as_problem(exc))
 
     def _where(self, values: Mapping[str, Any]):
         return sa.and_(*[self.table.c[k] == values[k] for k in self.keys])
@@ -140,7 +368,7 @@ class _Writer:
         return entry
 
     def _execute_returning(self, conn: Connection, stmt, returning: bool) -> tuple[int, Any]:
-        """(rows affected, id of the first) of an insert/update/upsert."""
+        """(rows affected, id of the first) of an insert/update."""
         if self.id_column is not None and returning:
             rows = conn.execute(stmt.returning(self.table.c[self.id_column])).all()
             return len(rows), rows[0][0] if rows else None
@@ -151,8 +379,8 @@ class _Writer:
     def write(self, conn: Connection, values: dict[str, Any]) -> dict:
         table, dialect = self.table, conn.dialect
         changes = {k: v for k, v in values.items() if k not in self.keys}
-        if self.operation == "insert":
-            if self.conf["ignoreExisting"] and self._exists(conn, values):
+        if self.operation == "insert":  # ignoreExisting
+            if self._exists(conn, values):
                 return self._entry(None, values, ignored=True)
             _, record_id = self._execute_returning(
                 conn, sa.insert(table).values(values), dialect.insert_returning
@@ -168,17 +396,6 @@ class _Writer:
                 if self.conf["ignoreMissing"]:
                     return self._entry(None, values, ignored=True)
                 raise RecordError("no row with " + ", ".join(f"{k}={values[k]!r}" for k in self.keys))
-            return self._entry(record_id, values)
-        native = _NATIVE_UPSERT.get(dialect.name)
-        if native is not None:
-            index = [table.c[k] for k in self.keys]
-            stmt = native(table).values(values)
-            stmt = (
-                stmt.on_conflict_do_update(index_elements=index, set_=changes)
-                if changes
-                else stmt.on_conflict_do_nothing(index_elements=index)
-            )
-            _, record_id = self._execute_returning(conn, stmt, dialect.insert_returning)
             return self._entry(record_id, values)
         # No native upsert: update, else insert, inside this record's savepoint.
         if changes:
