@@ -14,6 +14,7 @@ Needs ``requests`` (the ``test`` extra). Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 TOKEN = "test-token-0123456789"
 
@@ -90,13 +91,20 @@ class InProcessGateway:
     of a connector's functions. ``settings`` override :func:`gateway.config.load`.
     """
 
-    def __init__(self, plugins: dict[str, Any], **settings: Any):
+    def __init__(
+        self, plugins: dict[str, Any] | None = None, *, installed: Iterable[str] = (), **settings: Any
+    ):
+        """:param plugins: plugin objects (modules) by connector name, registered as they are.
+        :param installed: names of installed entry points to load as ``wrapgate serve`` does.
+        """
         from . import config
         from .calls import Gateway
         from .plugins import Registry
 
-        registry = Registry()
-        for name, plugin in plugins.items():
+        self.registry = registry = Registry()
+        if installed:
+            registry.load_entry_points(allow=list(installed))
+        for name, plugin in (plugins or {}).items():
             registry.register(plugin, name)
         settings = {"system_tokens": ["in-process"], "limiter": "none", **settings}
         self.gateway = Gateway(config.load({}, **settings), registry)
@@ -116,6 +124,7 @@ class GatewayProcess:
     :param log_dir: where its output goes (``gunicorn-<port>.log``).
     :param env: extra environment (``WRAPGATE_*`` of the caller's are not inherited).
     :param pythonpath: folders put on its PYTHONPATH (plugins not installed, say).
+    :param python: the interpreter (another virtualenv's, say); this one by default.
     """
 
     def __init__(
@@ -127,6 +136,7 @@ class GatewayProcess:
         token: str = TOKEN,
         args: tuple[str, ...] = (),
         config: str = "python:gateway.gunicorn_conf",
+        python: str = sys.executable,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -147,29 +157,42 @@ class GatewayProcess:
         self.env = full_env
         self.args = args
         self.config = config
+        self.python = python
         self.proc: subprocess.Popen | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
 
     def start(self, timeout: float = 30) -> GatewayProcess:
+        """Start gunicorn and poll ``/livez`` until a worker answers; on any failure
+        (gunicorn exits, ``timeout`` passes, an interrupt) stop it before raising,
+        so that no process is left behind."""
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", self.config, *self.args, "gateway.app:create_app()"],
+            [self.python, "-m", "gunicorn", "-c", self.config, *self.args, "gateway.app:create_app()"],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(self._up, timeout, what=f"gunicorn on {self.url}")
+        try:
+            wait_until(self._up, timeout, interval=0.1, what=f"gunicorn on {self.url}")
+        except BaseException as exc:
+            self.stop()
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(f"{exc}; its log:\n{self.log()}") from None
+            raise
         return self
 
     def _up(self) -> bool:
         import requests
 
+        assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log()}")
         try:
-            return requests.get(self.url + "/livez", timeout=1).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(self.url + "/livez", timeout=2).status_code == 200
+        except requests.RequestException:
+            # Refused before the socket is bound; a read timeout while workers boot
+            # and import the plugins: both mean "not yet", so poll again.
             return False
 
     def call(self, function: str, options: dict, timeout: float = 60, **extra: Any):
@@ -184,12 +207,15 @@ class GatewayProcess:
 
     def workers(self) -> list[int]:
         """Pids of the gunicorn workers (not of the master's other children, the limiter arbiter)."""
+        assert self.proc is not None, "not started"
         out = subprocess.run(
             ["pgrep", "-P", str(self.proc.pid), "-f", "gunicorn"], capture_output=True, text=True
         )
         return [int(p) for p in out.stdout.split()]
 
     def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM and wait (SIGKILL past ``timeout``); then kill whatever of its
+        process group outlived the master (a worker, the limiter arbiter)."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -197,6 +223,9 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        if self.proc:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only its processes
         if self._log:
             self._log.close()
             self._log = None
