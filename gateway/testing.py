@@ -176,7 +176,7 @@ class GatewayProcess:
         try:
             wait_until(self._up, timeout, interval=0.1, what=f"gunicorn on {self.url}")
         except BaseException as exc:
-            self.stop()
+            self.stop(timeout=5)  # nothing in flight to drain: do not wait out the graceful period
             if isinstance(exc, TimeoutError):
                 raise TimeoutError(f"{exc}; its log:\n{self.log()}") from None
             raise
