@@ -4,8 +4,9 @@ A connector author turns it on with one line, in any test file::
 
     from gateway.conformance import Conformance
 
+
     class TestConformance(Conformance):
-        connector = "acme"          # the entry-point name
+        connector = "acme"  # the entry-point name
 
 or without writing a test at all: ``pytest --wrapgate-conformance acme``. Either
 way the suite needs one fixture, ``wrapgate_samples`` (in a ``conftest.py``),
@@ -44,8 +45,9 @@ class Samples:
     refused_connection: dict[str, Any]
     #: an export configuration that gives at least one record
     export_configuration: Any = None
-    #: an import configuration and records it accepts (at least one)
+    #: an import configuration that accepts :attr:`records`
     import_configuration: Any = None
+    #: records the sample import accepts (at least one)
     records: list[Any] = field(default_factory=list)
 
 

@@ -2,12 +2,12 @@
 
 Fixtures:
 
-``wrapgate_inprocess(plugins=None, installed=(), **settings)``
-    a :class:`gateway.testing.InProcessGateway`: the gateway's whole call path,
-    no HTTP. ``.call(wire_name, options)`` answers ``(status, json)``.
-``wrapgate_gunicorn(env=None, **kwargs)``
-    a started :class:`gateway.testing.GatewayProcess` (real gunicorn on a free
-    loopback port), ready when returned and always stopped after the test.
+- ``wrapgate_inprocess(plugins=None, installed=(), **settings)``: a
+  :class:`gateway.testing.InProcessGateway`, the gateway's whole call path
+  without HTTP; ``.call(wire_name, options)`` answers ``(status, json)``.
+- ``wrapgate_gunicorn(env=None, **kwargs)``: a started
+  :class:`gateway.testing.GatewayProcess` (a real gunicorn on a free loopback
+  port), ready when returned and always stopped after the test.
 
 Option ``--wrapgate-conformance NAME`` adds the conformance suite
 (:mod:`gateway.conformance`) for the installed connector NAME to the run,

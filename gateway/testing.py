@@ -5,6 +5,7 @@ their functions over the wire::
 
     from gateway.testing import GatewayProcess
 
+
     def test_ping(tmp_path):
         with GatewayProcess(tmp_path, env={"WRAPGATE_PLUGINS": "acme"}) as gateway:
             assert gateway.call("acme.ping", {"connection": {...}}).json() == {"statusCode": 200}
@@ -136,7 +137,7 @@ class GatewayProcess:
         token: str = TOKEN,
         args: tuple[str, ...] = (),
         config: str = "python:gateway.gunicorn_conf",
-        python: str = sys.executable,
+        python: str | None = None,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -157,7 +158,7 @@ class GatewayProcess:
         self.env = full_env
         self.args = args
         self.config = config
-        self.python = python
+        self.python = python or sys.executable
         self.proc: subprocess.Popen | None = None
         self._log: IO[bytes] | None = None
 

@@ -7,6 +7,7 @@ in-process and with ``--url``.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import venv
@@ -62,7 +63,7 @@ def author(tmp_path_factory):
     sh(*install, f"{plugin}[test]", timeout=600)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WRAPGATE_", "PYTHON", "VIRTUAL_ENV"))}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    return {"bin": bin_dir, "plugin": plugin, "env": env, "base": base}
+    return {"bin": bin_dir, "plugin": plugin, "env": env, "base": base, "install": install}
 
 
 def wrapgate(author, *args, env=None, check=False):
@@ -199,3 +200,22 @@ def test_served_by_gunicorn_and_driven_with_url(author, store, tmp_path):
         )
         assert missing.returncode != 0 and "WRAPGATE_SYSTEM_TOKEN" in missing.stderr
     assert server.proc.returncode == 0
+
+
+def test_the_shortest_plugin_of_the_guide_installs_and_serves(author, tmp_path):
+    # The guide's two files, exactly as printed there (each block opens with its path).
+    guide = (ROOT / "docs" / "authoring.md").read_text()
+    blocks = re.findall(r"```\w+\n# (wrapgate-hello/[\w.]+)\n(.*?)```", guide, re.S)
+    assert [path for path, _ in blocks] == [
+        "wrapgate-hello/pyproject.toml",
+        "wrapgate-hello/wrapgate_hello.py",
+    ]
+    for path, text in blocks:
+        (tmp_path / path).parent.mkdir(exist_ok=True)
+        (tmp_path / path).write_text(text)
+    sh(*author["install"], tmp_path / "wrapgate-hello", timeout=600)
+    (tmp_path / "c.json").write_text("{}")
+    out = wrapgate(author, "read", "hello.export", "--connection", tmp_path / "c.json")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == '{"id":1,"greeting":"hello"}\n'
+    assert wrapgate(author, "check", "hello.ping", "--connection", tmp_path / "c.json").returncode == 0

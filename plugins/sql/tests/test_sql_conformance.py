@@ -24,7 +24,12 @@ def wrapgate_samples(tmp_path):
         export_configuration={"table": "customers", "key": "id", "pageSize": 5},
         import_configuration={"table": "customers", "operation": "upsert", "keys": ["email"]},
         records=[
-            {"email": "ada@example.com", "name": "Ada", "updated_at": "2026-01-01T00:00:00", "exported": False},
+            {
+                "email": "ada@example.com",
+                "name": "Ada",
+                "updated_at": "2026-01-01T00:00:00",
+                "exported": False,
+            },
             {"email": "bo@example.com", "name": "Bo", "updated_at": "2026-01-02T00:00:00", "exported": False},
         ],
     )
