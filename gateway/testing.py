@@ -74,16 +74,16 @@ def export_pages(
     call: Callable[[str, dict], tuple[int, Any]], function: str, options: dict, limit: int = 100
 ) -> list[dict]:
     """Every page of an export, asked for as integrator.io asks: ``state`` passed
-    back until ``lastPage``. ``call`` is :meth:`InProcessGateway.call` or alike."""
-    pages, state = [], None
-    for _ in range(limit):
-        status, page = call(function, dict(options, state=state))
-        assert status == 200, page
-        pages.append(page)
-        if page["lastPage"]:
-            return pages
-        state = page.get("state")
-    raise AssertionError(f"{function} gave no last page in {limit} pages")
+    back (through JSON) until ``lastPage``. ``call`` is :meth:`InProcessGateway.call`
+    or alike. Fails the test on an error answer, ``connectionOffline``, the same
+    page more than five times, or no last page within ``limit`` pages."""
+    from . import driver
+
+    summary = driver.ReadSummary()
+    pages = list(driver.read(call, function, options, summary, max_pages=limit))
+    if summary.problem is not None:
+        raise AssertionError(f"{function}: {summary.problem} (errors: {summary.errors})")
+    return pages
 
 
 class InProcessGateway:

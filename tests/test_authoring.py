@@ -8,6 +8,7 @@ in-process and with ``--url``.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -37,6 +38,11 @@ def author(tmp_path_factory):
     plugin ``acme`` installed from its folder, both with ``pip --no-index``."""
     base = tmp_path_factory.mktemp("author")
     wheels = base / "wheels"
+    # Built from a copy: setuptools writes build/ beside the sources it builds.
+    source = base / "source"
+    shutil.copytree(
+        ROOT, source, ignore=shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "var", "__pycache__")
+    )
     # The core's wheel and its dependencies' wheels (from this machine's package sources);
     # the fresh venv then installs with --no-index from this folder alone.
     sh(
@@ -47,7 +53,7 @@ def author(tmp_path_factory):
         "-q",
         "-w",
         wheels,
-        f"{ROOT}[test]",
+        f"{source}[test]",
         "setuptools>=69",
         "wheel",
         timeout=600,
