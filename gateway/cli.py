@@ -95,8 +95,8 @@ def plugins(as_json: bool) -> None:
     if registry.extensions:
         click.echo(
             "(an extension implements no wrapgate_ping/_export/_import/_functions: it can only wrap "
-            "calls. A connector listed as an extension has no @hookimpl on its functions, or misspells "
-            "a hook's name; see docs/authoring.md, 'When a plugin does not load'.)"
+            "calls. A connector listed as an extension has no @hookimpl on its hooks, or its entry "
+            "point names a module without them; see docs/authoring.md, 'When a plugin does not load'.)"
         )
     if any(row["error"] for row in rows):
         sys.exit(1)
@@ -139,7 +139,6 @@ def call(wire_name: str, options_file: Any, connector_id: str | None, max_respon
 
 URL_OPTION = click.option(
     "--url",
-    envvar="WRAPGATE_URL",
     default=None,
     help="Run against this deployed gateway (token from WRAPGATE_SYSTEM_TOKEN) instead of in-process.",
 )

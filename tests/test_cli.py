@@ -292,3 +292,36 @@ def test_new_plugin_refuses_bad_names_and_existing_folders(env, tmp_path):
 def test_plugins_explains_what_an_extension_is(env):
     out = run(env, "plugins")
     assert "observer (extension)" in out.stdout and "has no @hookimpl" in out.stdout
+
+
+def test_read_shows_progress_on_a_terminal_only(env, files):
+    import pty
+
+    conf = files("conf.json", {"pages": 2, "records": 1})
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [WRAPGATE, "read", "kit.export", "--connection", files("c.json", {}), "--configuration", conf],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=slave, timeout=60,
+        )  # fmt: skip
+        os.close(slave)
+        slave = None
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 2
+    assert b"\rpage 1, 1 records" in seen and b"\rpage 2, 2 records" in seen
+    assert b"ok: 2 pages, 2 records in " in seen
+    # Not a terminal (the other tests): no progress line among the output.
+    plain = run(env, "read", "kit.export", "--connection", files("c.json", {}), "--configuration", conf)
+    assert "\rpage" not in plain.stderr
