@@ -285,6 +285,15 @@ def test_new_plugin_refuses_bad_names_and_existing_folders(env, tmp_path):
     bad = run(env, "new-plugin", "Acme-Co", "--directory", str(tmp_path))
     assert bad.returncode == 1 and "not a connector name" in bad.stderr
     assert run(env, "new-plugin", "acme", "--directory", str(tmp_path)).returncode == 0
+    # What it writes is lint- and format-clean as generated (the project's own rules).
+    ruff = [str(Path(sys.executable).parent / "ruff")]
+    rules = ["--isolated", "--line-length", "110"]
+    target = str(tmp_path / "wrapgate-acme")
+    lint = subprocess.run(
+        [*ruff, "check", *rules, "--select", "E,F,W,I,B,UP,RUF", target], capture_output=True
+    )
+    assert lint.returncode == 0, lint.stdout
+    assert subprocess.run([*ruff, "format", "--check", *rules, target], capture_output=True).returncode == 0
     again = run(env, "new-plugin", "acme", "--directory", str(tmp_path))
     assert again.returncode == 1 and "exists already" in again.stderr
 
