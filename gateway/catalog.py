@@ -16,7 +16,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from .calls import CallContext, Gateway
-from .errors import GatewayError
+from .errors import FunctionNotFound, GatewayError
 from .plugins import Connector, Registry
 from .schemas import load_extension_options
 from .scrub import scrubber_for
@@ -68,19 +68,32 @@ def catalog(registry: Registry) -> dict[str, Any]:
 def validate(gateway: Gateway, body: Any) -> dict[str, Any]:
     """Check a call as :meth:`Gateway.call` would before running it, without running it.
 
-    :returns: ``{"valid": bool, "function": wire name or None, "errors": [...]}``;
-        the extension options' problems all at once, else the function's, else every
-        problem of the connection sections, the configuration and the records.
+    :returns: ``{"valid": bool, "function": wire name or None, "errors": [...]}``
+        with every problem at once: the extension options' own, and, whenever the
+        function names a connector, those of its connection sections, its
+        configuration and its records.
     """
     options = body.get("options") if isinstance(body, dict) else None
     scrubber = scrubber_for(options if isinstance(options, dict) else {})
     context = CallContext(request_id="validate")
+    problems: list[dict[str, Any]] = []
+    request: Any = None
     try:
         request = load_extension_options(gateway._options_schema, body)
-        connector, kind = gateway._find(request, context)
-        gateway._arguments(connector, kind, request["options"], context)
     except GatewayError as exc:
-        errors = [dict(e) for e in exc.errors]
-        scrubber.scrub_errors(errors)
-        return {"valid": False, "function": context.wire_name or None, "errors": errors}
-    return {"valid": True, "function": context.wire_name, "errors": []}
+        problems.extend(exc.errors)
+        # Go on to the connector's schemas when the call says which function, with what.
+        if isinstance(body, dict) and isinstance(body.get("function"), str) and isinstance(options, dict):
+            request = {"diy": True, **body}
+    if request is not None:
+        try:
+            connector, kind = gateway._find(request, context)
+            gateway._arguments(connector, kind, request["options"], context)
+        except FunctionNotFound as exc:
+            if not problems:  # else the request's own problems say why nothing was found
+                problems.extend(exc.errors)
+        except GatewayError as exc:
+            problems.extend(exc.errors)
+    errors = [dict(e) for e in problems]
+    scrubber.scrub_errors(errors)
+    return {"valid": not errors, "function": context.wire_name or None, "errors": errors}

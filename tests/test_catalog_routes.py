@@ -84,3 +84,18 @@ def test_validate_accepts_a_valid_call(gateway):
     assert answer["errors"] == [
         {"code": "invalid_field", "message": "options.postMapData must be an array of records."}
     ]
+
+
+def test_validate_lists_the_requests_and_the_connectors_problems_together(gateway):
+    # Neither diy nor _connectorId, and a section incomplete: both come back at once.
+    options = {"connection": {"unencrypted": {}, "encrypted": {"password": "long-enough"}}}
+    body = {"function": "strict.ping", "options": options}  # neither diy nor _connectorId
+    answer = validate(gateway, body).json()
+    assert answer["valid"] is False and answer["function"] == "strict.ping"
+    assert answer["errors"] == [
+        {
+            "code": "missing_required_field",
+            "message": "Need to set either the diy or _connectorId field in extension options.",
+        },
+        {"code": "invalid_field", "message": "connection.unencrypted.host: Missing data for required field."},
+    ]
