@@ -19,7 +19,7 @@ from typing import Any
 
 from . import serialize
 
-Caller = Callable[[str, Mapping[str, Any]], tuple[int, Any]]
+Caller = Callable[[str, dict[str, Any]], tuple[int, Any]]
 
 #: integrator.io stops an export that answers the same page more than this many times.
 SAME_PAGE_LIMIT = 5
