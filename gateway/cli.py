@@ -257,12 +257,23 @@ def check(wire_name: str, connection_file: Any, url: str | None, as_json: bool) 
     if "." not in wire_name:
         wire_name = f"{wire_name}.ping"
     problem, answer = driver.check(_caller(url), wire_name, _connection(connection_file))
+    advice = driver.hint(answer) if problem is not None else None
     if as_json:
-        _emit({"ok": problem is None, "function": wire_name, "problem": problem, "answer": answer})
+        _emit(
+            {
+                "ok": problem is None,
+                "function": wire_name,
+                "problem": problem,
+                "hint": advice,
+                "answer": answer,
+            }
+        )
     elif problem is None:
         click.echo(f"ok: {wire_name} answered statusCode 200")
     else:
         click.echo(f"FAILED: {wire_name} answered {problem}")
+        if advice:
+            click.echo(f"  hint: {advice}")
     if problem is not None:
         sys.exit(1)
 

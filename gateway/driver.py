@@ -109,6 +109,25 @@ def _errors(answer: Any) -> str:
     return "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
 
 
+#: What to look at, by error code, when a ping fails.
+HINTS = {
+    "unauthorized": "the system refused the credentials: check the connection's encrypted section",
+    "connection_offline": "the system could not be reached: check the host or URL in the unencrypted "
+    "section, and that this machine can reach it",
+    "invalid_field": "the connection does not fit the connector's schema: `wrapgate spec <connector>` lists "
+    "its fields",
+    "invalid_function": "no such function: `wrapgate plugins` lists the functions served",
+    "connector_unavailable": "the connector is installed but failed to load: `wrapgate plugins` says why",
+}
+
+
+def hint(answer: Any) -> str | None:
+    """A plain next step for the first error of a failed answer, when its code is a known one."""
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    code = errors[0].get("code") if errors and isinstance(errors[0], dict) else None
+    return HINTS.get(code) if isinstance(code, str) else None
+
+
 # -- ping ---------------------------------------------------------------------
 
 

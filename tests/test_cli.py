@@ -182,9 +182,12 @@ def test_check_says_what_is_wrong(env, files):
         env, "check", "kit", "--connection", files("off.json", {"unencrypted": {"mode": "offline"}})
     )
     assert offline.returncode == 1
-    assert offline.stdout == (
-        "FAILED: kit.ping answered statusCode 401: connection_offline: host db.example.invalid is unreachable\n"
-    )
+    assert offline.stdout.splitlines() == [
+        "FAILED: kit.ping answered statusCode 401: connection_offline: host db.example.invalid is unreachable",
+        "  hint: the system could not be reached: check the host or URL in the unencrypted section, "
+        "and that this machine can reach it",
+    ]
+    assert answer["hint"].startswith("the system refused the credentials")
 
 
 def test_read_pages_an_export_passing_state_back(env, files):
