@@ -196,7 +196,9 @@ def _class_order(module: Any) -> list[str]:
 
 def render() -> str:
     """The whole reference block, markers included."""
-    out = [BEGIN, "", "## Contract reference", "", _markdown(hookspecs.__doc__), ""]
+    # fmt: off keeps `ruff format` (which formats Markdown's code blocks) from rewriting
+    # the docstrings' examples, so the block stays exactly what the code generates.
+    out = [BEGIN, "<!-- fmt: off -->", "", "## Contract reference", "", _markdown(hookspecs.__doc__), ""]
     current = None
     for title, fn in hooks():
         if title != current:
@@ -261,6 +263,7 @@ def render() -> str:
         "",
         *_dataclass_table(conformance.Samples),
         "",
+        "<!-- fmt: on -->",
         END,
     ]
     return "\n".join(out)
