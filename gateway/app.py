@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from . import config, limits, logs, metrics, serialize
 from .auth import TokenCheck
 from .calls import Gateway
+from .catalog_routes import bp as catalog_bp
 from .config import Settings
 from .errors import GatewayError, shape
 from .plugins import Registry
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
         check_metrics_token=TokenCheck([settings.metrics_token]) if settings.metrics_token else None,
     )
     app.register_blueprint(bp)
+    app.register_blueprint(catalog_bp)  # GET /plugins, POST /validate
     app.before_request(_begin)
     app.after_request(_access_log)
     app.register_error_handler(HTTPException, _http_error)

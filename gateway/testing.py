@@ -5,6 +5,7 @@ their functions over the wire::
 
     from gateway.testing import GatewayProcess
 
+
     def test_ping(tmp_path):
         with GatewayProcess(tmp_path, env={"WRAPGATE_PLUGINS": "acme"}) as gateway:
             assert gateway.call("acme.ping", {"connection": {...}}).json() == {"statusCode": 200}
@@ -14,6 +15,7 @@ Needs ``requests`` (the ``test`` extra). Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 TOKEN = "test-token-0123456789"
 
@@ -72,16 +74,16 @@ def export_pages(
     call: Callable[[str, dict], tuple[int, Any]], function: str, options: dict, limit: int = 100
 ) -> list[dict]:
     """Every page of an export, asked for as integrator.io asks: ``state`` passed
-    back until ``lastPage``. ``call`` is :meth:`InProcessGateway.call` or alike."""
-    pages, state = [], None
-    for _ in range(limit):
-        status, page = call(function, dict(options, state=state))
-        assert status == 200, page
-        pages.append(page)
-        if page["lastPage"]:
-            return pages
-        state = page.get("state")
-    raise AssertionError(f"{function} gave no last page in {limit} pages")
+    back (through JSON) until ``lastPage``. ``call`` is :meth:`InProcessGateway.call`
+    or alike. Fails the test on an error answer, ``connectionOffline``, the same
+    page more than five times, or no last page within ``limit`` pages."""
+    from . import driver
+
+    summary = driver.ReadSummary()
+    pages = list(driver.read(call, function, options, summary, max_pages=limit))
+    if summary.problem is not None:
+        raise AssertionError(f"{function}: {summary.problem} (errors: {summary.errors})")
+    return pages
 
 
 class InProcessGateway:
@@ -90,13 +92,20 @@ class InProcessGateway:
     of a connector's functions. ``settings`` override :func:`gateway.config.load`.
     """
 
-    def __init__(self, plugins: dict[str, Any], **settings: Any):
+    def __init__(
+        self, plugins: dict[str, Any] | None = None, *, installed: Iterable[str] = (), **settings: Any
+    ):
+        """:param plugins: plugin objects (modules) by connector name, registered as they are.
+        :param installed: names of installed entry points to load as ``wrapgate serve`` does.
+        """
         from . import config
         from .calls import Gateway
         from .plugins import Registry
 
-        registry = Registry()
-        for name, plugin in plugins.items():
+        self.registry = registry = Registry()
+        if installed:
+            registry.load_entry_points(allow=list(installed))
+        for name, plugin in (plugins or {}).items():
             registry.register(plugin, name)
         settings = {"system_tokens": ["in-process"], "limiter": "none", **settings}
         self.gateway = Gateway(config.load({}, **settings), registry)
@@ -116,6 +125,7 @@ class GatewayProcess:
     :param log_dir: where its output goes (``gunicorn-<port>.log``).
     :param env: extra environment (``WRAPGATE_*`` of the caller's are not inherited).
     :param pythonpath: folders put on its PYTHONPATH (plugins not installed, say).
+    :param python: the interpreter (another virtualenv's, say); this one by default.
     """
 
     def __init__(
@@ -127,6 +137,7 @@ class GatewayProcess:
         token: str = TOKEN,
         args: tuple[str, ...] = (),
         config: str = "python:gateway.gunicorn_conf",
+        python: str | None = None,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -147,29 +158,42 @@ class GatewayProcess:
         self.env = full_env
         self.args = args
         self.config = config
+        self.python = python or sys.executable
         self.proc: subprocess.Popen | None = None
-        self._log = None
+        self._log: IO[bytes] | None = None
 
     def start(self, timeout: float = 30) -> GatewayProcess:
+        """Start gunicorn and poll ``/livez`` until a worker answers; on any failure
+        (gunicorn exits, ``timeout`` passes, an interrupt) stop it before raising,
+        so that no process is left behind."""
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", self.config, *self.args, "gateway.app:create_app()"],
+            [self.python, "-m", "gunicorn", "-c", self.config, *self.args, "gateway.app:create_app()"],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_until(self._up, timeout, what=f"gunicorn on {self.url}")
+        try:
+            wait_until(self._up, timeout, interval=0.1, what=f"gunicorn on {self.url}")
+        except BaseException as exc:
+            self.stop(timeout=5)  # nothing in flight to drain: do not wait out the graceful period
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(f"{exc}; its log:\n{self.log()}") from None
+            raise
         return self
 
     def _up(self) -> bool:
         import requests
 
+        assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log()}")
         try:
-            return requests.get(self.url + "/livez", timeout=1).status_code == 200
-        except requests.RequestException:  # refused or slow while workers boot: poll again
+            return requests.get(self.url + "/livez", timeout=2).status_code == 200
+        except requests.RequestException:
+            # Refused before the socket is bound; a read timeout while workers boot
+            # and import the plugins: both mean "not yet", so poll again.
             return False
 
     def call(self, function: str, options: dict, timeout: float = 60, **extra: Any):
@@ -184,12 +208,15 @@ class GatewayProcess:
 
     def workers(self) -> list[int]:
         """Pids of the gunicorn workers (not of the master's other children, the limiter arbiter)."""
+        assert self.proc is not None, "not started"
         out = subprocess.run(
             ["pgrep", "-P", str(self.proc.pid), "-f", "gunicorn"], capture_output=True, text=True
         )
         return [int(p) for p in out.stdout.split()]
 
     def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM and wait (SIGKILL past ``timeout``); then kill whatever of its
+        process group outlived the master (a worker, the limiter arbiter)."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -197,6 +224,9 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        if self.proc:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only its processes
         if self._log:
             self._log.close()
             self._log = None

@@ -48,6 +48,18 @@ def write_testkit_site(folder: Path) -> Path:
     return folder
 
 
+FAULTYKIT = Path(__file__).resolve().parent / "faultykit"
+
+
+def write_faulty_site(folder: Path) -> Path:
+    """`wrapgate-faulty`, whose connector `faulty` (tests/faultykit) breaks the contract."""
+    info = folder / "wrapgate_faulty-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wrapgate-faulty\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[wrapgate]\nfaulty = wrapgate_faulty\n")
+    return folder
+
+
 class Gunicorn(GatewayProcess):
     """The gateway with the test plugins, started from config/gunicorn.conf.py as production is."""
 
