@@ -341,6 +341,40 @@ def test_every_selector_picks_the_gateway_pods_only(objects):
     assert pdb["maxUnavailable"] < one(objects, "HorizontalPodAutoscaler")["spec"]["minReplicas"]
 
 
+def test_every_pod_meets_the_restricted_pod_security_standard(objects):
+    """The example namespace enforces "restricted": a pod that breaks it is never created."""
+    namespace = one(objects, "Namespace")["metadata"]["labels"]
+    assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
+    workloads = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    assert len(workloads) == 2
+    allowed_volumes = {"emptyDir", "secret", "configMap", "projected", "downwardAPI", "persistentVolumeClaim"}
+    for workload in workloads:
+        spec = workload["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["runAsUser"] > 0
+        assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert spec["automountServiceAccountToken"] is False
+        assert not {"hostNetwork", "hostPID", "hostIPC"} & set(spec)
+        for volume in spec.get("volumes", []):
+            assert set(volume) - {"name"} <= allowed_volumes, volume
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"] and "add" not in context["capabilities"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert "hostPort" not in str(container["ports"])
+            assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"]
+
+
+def test_the_base_image_is_this_release_of_wrapgate():
+    import configparser
+
+    metadata = configparser.ConfigParser()
+    metadata.read(ROOT / "setup.cfg")
+    version = metadata["metadata"]["version"]
+    assert gateway_container(render(KUBERNETES / "base"))["image"] == f"wrapgate:{version}"
+
+
 def test_the_users_image_adds_a_connector_to_the_wrapgate_image(objects):
     base = render(KUBERNETES / "base")
     base_image = gateway_container(base)["image"]
@@ -421,8 +455,8 @@ def test_the_pod_serves_and_drains_as_rendered(objects, testkit_site, tmp_path):
 def _answers(url, proc) -> bool:
     assert proc.poll() is None, "the pod's command exited: " + "see pod.log"
     try:
-        return requests.get(url + "/livez", timeout=1).ok
-    except requests.ConnectionError:
+        return requests.get(url + "/livez", timeout=2).ok
+    except (requests.ConnectionError, requests.Timeout):  # bound, workers still booting
         return False
 
 
