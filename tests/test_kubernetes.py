@@ -139,7 +139,8 @@ def image_settings(env: dict[str, str]) -> dict:
         "import json; from gateway import config, gunicorn_conf as g;"
         "s = config.load(require_token=False);"
         "print(json.dumps({'bind': g.bind, 'graceful_timeout': g.graceful_timeout, 'timeout': g.timeout,"
-        " 'workers': g.workers, 'call_timeout': s.call_timeout, 'limiter': s.limiter}))"
+        " 'workers': g.workers, 'call_timeout': s.call_timeout, 'limiter': s.limiter,"
+        " 'max_body_bytes': s.max_body_bytes}))"
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WRAPGATE_")}
     env = {k: v for k, v in env.items() if k != "WRAPGATE_SYSTEM_TOKEN_FILE"}  # the pod's path, not here
@@ -163,6 +164,7 @@ def test_the_overlay_deploys_replicas_redis_and_the_users_image(objects):
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
         "NetworkPolicy",
+        "Ingress",
         "PodMonitor",
         "PrometheusRule",
     ):
@@ -303,6 +305,26 @@ def test_ports_paths_user_and_secrets_agree_with_the_image(objects):
     assert endpoint["port"] == "http" and endpoint["path"] == "/metrics"
     credentials = endpoint["authorization"]["credentials"]
     assert secret_value(objects, credentials["name"], credentials["key"]) == env["WRAPGATE_METRICS_TOKEN"]
+
+
+def test_the_ingress_never_cuts_a_call_and_keeps_the_operations_routes_inside(objects):
+    ingress = one(objects, "Ingress")
+    settings = image_settings(pod_env(objects))
+    notes = ingress["metadata"]["annotations"]
+    for timeout in ("proxy-read-timeout", "proxy-send-timeout"):
+        assert int(notes[f"nginx.ingress.kubernetes.io/{timeout}"]) > settings["call_timeout"]
+    size = found(r"^(\d+)m$", notes["nginx.ingress.kubernetes.io/proxy-body-size"]).group(1)
+    assert int(size) * 1024 * 1024 >= settings["max_body_bytes"]  # the gateway answers 413 past it
+    (rule,) = ingress["spec"]["rules"]
+    paths = {p["path"]: p for p in rule["http"]["paths"]}
+    assert set(paths) == {"/function", "/healthCheck", "/"}
+    assert {p["pathType"] for p in paths.values()} == {"Exact"}  # no prefix reaches /metrics
+    service = one(objects, "Service", "wrapgate")
+    for path in paths.values():
+        backend = path["backend"]["service"]
+        assert backend["name"] == "wrapgate"
+        assert backend["port"]["name"] in [p["name"] for p in service["spec"]["ports"]]
+    assert rule["host"] in ingress["spec"]["tls"][0]["hosts"]
 
 
 def pod_labels(workload: dict) -> dict:
