@@ -261,3 +261,96 @@ def test_metrics_label_cardinality_is_bounded(start_gateway):
         }
 
     assert labelled() == {"conn-000", "conn-001", "conn-002", "other"}
+
+
+# -- TLS termination (the compose stack's nginx, for real) ------------------------------
+
+
+@pytest.fixture
+def tls_proxy(start_gateway, tmp_path):
+    """A real nginx running config/nginx-wrapgate.conf in front of a real gunicorn, with
+    a certificate made by the very openssl command docker-compose.yml runs at start."""
+    import shutil
+    import subprocess
+
+    import yaml
+    from support import ROOT, free_port, wait_until
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    (tmp_path / "tls").mkdir()
+    command = [
+        arg.replace("/tls/", f"{tmp_path}/tls/") for arg in compose["services"]["tls-demo-cert"]["command"]
+    ]
+    subprocess.run(["openssl", *command], check=True, capture_output=True, timeout=120)
+    server = _kit(start_gateway, FAILED_TOKEN_LIMIT="3")
+    port = free_port()
+    site = (ROOT / "config" / "nginx-wrapgate.conf").read_text()
+    assert "listen 8443 ssl;" in site
+    (tmp_path / "nginx-wrapgate.conf").write_text(
+        site.replace("listen 8443 ssl;", f"listen 127.0.0.1:{port} ssl;")
+    )
+    temp = " ".join(
+        f"{kind}_temp_path {tmp_path}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (tmp_path / "nginx.conf").write_text(
+        f"""
+        user root;
+        pid {tmp_path}/nginx.pid;
+        error_log {tmp_path}/error.log;
+        events {{}}
+        http {{
+            {temp}
+            upstream gateways {{ server 127.0.0.1:{server.port}; keepalive 4; }}
+            include nginx-wrapgate.conf;
+        }}
+        """
+    )
+    out = open(tmp_path / "nginx.out", "wb")
+    proc = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+    def up():
+        assert proc.poll() is None, (tmp_path / "error.log").read_text()
+        try:
+            return requests.get(
+                f"https://127.0.0.1:{port}/livez", verify=str(tmp_path / "tls" / "demo.crt"), timeout=2
+            ).ok
+        except requests.ConnectionError:
+            return False
+
+    try:
+        wait_until(up, 30, what="nginx")
+        yield f"https://127.0.0.1:{port}", str(tmp_path / "tls" / "demo.crt"), tmp_path / "nginx.out"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        out.close()
+
+
+def test_tls_termination_keeps_operator_routes_and_forged_addresses_out(tls_proxy):
+    url, certificate, access_log = tls_proxy
+    body = {"diy": True, "function": "kit.ping", "options": {}}
+    # A call over HTTPS, the demo certificate verified.
+    assert post(url, body, verify=certificate).json() == {"statusCode": 200}
+    # Plain HTTP on the TLS port is refused by nginx.
+    assert requests.post(url.replace("https", "http") + "/function", json=body, timeout=10).status_code == 400
+    # The operator's routes never leave the private network.
+    for route in ("/metrics", "/openapi.json"):
+        assert requests.get(url + route, verify=certificate, timeout=10).status_code == 403
+    # A client cannot pick the address its wrong tokens are counted by.
+    statuses = [
+        post(
+            url, body, token="guess", verify=certificate, headers={"X-Forwarded-For": f"203.0.113.{i}"}
+        ).status_code
+        for i in range(5)
+    ]
+    assert statuses == [401, 401, 401, 429, 429]
+    # nginx's own access log carries no query string.
+    assert requests.get(f"{url}/healthCheck?access_token={TOKEN}", verify=certificate, timeout=10).ok
+    log = access_log.read_text()
+    assert '"GET /healthCheck" 200' in log and TOKEN not in log
