@@ -69,7 +69,7 @@ def _scrubbers() -> tuple[Scrubber, ...]:
     """The call's scrubber and the process's tokens; outside a call (a plugin's thread,
     a line of gunicorn's), the secrets of every recent call and the tokens."""
     call = _SCRUBBER.get()
-    return (call, RECENT.permanent) if call else (RECENT.union(),)
+    return (call, RECENT.permanent) if call else RECENT.outside()
 
 
 def _make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
@@ -95,9 +95,12 @@ def _mask(record: logging.LogRecord, scrubbers: tuple[Scrubber, ...]) -> None:
         message = f"{record.msg} (the log call's arguments did not fit its message)"
     if record.name.startswith("gunicorn"):
         message = strip_query(message)
+    if not any(scrubbers):
+        record.msg, record.args = message, None
+        return
     if record.exc_info and not record.exc_text:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
-    record.exc_info = None
+    record.exc_info = None  # only the masked text of the traceback is kept
     for scrubber in scrubbers:
         message = scrubber.scrub(message)
         record.exc_text = scrubber.scrub(record.exc_text)
@@ -106,7 +109,7 @@ def _mask(record: logging.LogRecord, scrubbers: tuple[Scrubber, ...]) -> None:
 
 def _scrubbers_of(record: logging.LogRecord) -> tuple[Scrubber, ...]:
     # A record made before configure() (or by hand) carries none: mask it with everything.
-    return getattr(record, "_wrapgate_scrubbers", None) or (RECENT.union(),)
+    return getattr(record, "_wrapgate_scrubbers", None) or RECENT.outside()
 
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
@@ -190,7 +193,9 @@ class _LineLog:
         local = self._local
         if getattr(local, "busy", False):
             # logging reporting its own failure: straight out, but masked.
-            return self.original.write(RECENT.union().scrub(text))
+            for scrubber in RECENT.outside():
+                text = scrubber.scrub(text)
+            return self.original.write(text)
         buffer = getattr(local, "buffer", "") + text
         *lines, local.buffer = buffer.split("\n")
         local.busy = True

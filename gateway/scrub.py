@@ -221,16 +221,22 @@ def scrub_result(kind: str, result: Any, scrubber: Scrubber) -> Any:
 
 class _Recent:
     """Scrubbers of recent calls (cached: a connection's calls repeat their secrets),
-    and one scrubber of all their secrets plus the process's own tokens, for output
-    made outside any call: a plugin's background thread, a stray print."""
+    and what masks output made outside any call (a plugin's background thread, a
+    stray print): the secrets of recent calls and the process's own tokens.
+
+    Output outside calls is masked by one scrubber of all those secrets plus the
+    few built since; that one is rebuilt only every :data:`_REBUILD_AFTER` new
+    secret sets, so many new connections do not each pay for a large rebuild."""
+
+    _REBUILD_AFTER = 16
 
     def __init__(self, size: int = 1024):
         self._lock = threading.Lock()
         self._size = size
         self._scrubbers: OrderedDict[tuple[str, ...], Scrubber] = OrderedDict()
         self.permanent = NOTHING
-        self._union: Scrubber | None = NOTHING
-        self._version = 0
+        self._base = NOTHING
+        self._since: list[Scrubber] = []
 
     def scrubber(self, secrets: list[str]) -> Scrubber:
         key = tuple(sorted(secrets))
@@ -244,7 +250,7 @@ class _Recent:
             self._scrubbers[key] = built
             while len(self._scrubbers) > self._size:
                 self._scrubbers.popitem(last=False)
-            self._changed()
+            self._since.append(built)
         return built
 
     def remember(self, secrets: Iterable[str]) -> None:
@@ -252,27 +258,28 @@ class _Recent:
         permanent = Scrubber(dict.fromkeys((*self.permanent.secrets, *secrets)))
         with self._lock:
             self.permanent = permanent
-            self._changed()
+        self._rebuild()
 
-    def _changed(self) -> None:
-        self._union = None
-        self._version += 1
-
-    def union(self) -> Scrubber:
+    def outside(self) -> tuple[Scrubber, ...]:
+        """The scrubbers of output made outside any call."""
         with self._lock:
-            if self._union is not None:
-                return self._union
-            version = self._version
+            if len(self._since) <= self._REBUILD_AFTER:
+                return (self._base, *self._since)
+        return self._rebuild()
+
+    def _rebuild(self) -> tuple[Scrubber, ...]:
+        with self._lock:
+            count = len(self._since)
             secrets = dict.fromkeys(self.permanent.secrets)
             for key in reversed(self._scrubbers):  # the most recent first
                 if len(secrets) >= RECENT_SECRETS + len(self.permanent.secrets):
                     break
                 secrets.update(dict.fromkeys(key))
-        union = Scrubber(secrets)
+        base = Scrubber(secrets)
         with self._lock:
-            if self._version == version:
-                self._union = union
-        return union
+            # Sets added while building are not in it: they stay in `since`.
+            self._base, self._since = base, self._since[count:]
+            return (self._base, *self._since)
 
 
 RECENT = _Recent()

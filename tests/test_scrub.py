@@ -137,7 +137,25 @@ def test_a_calls_scrubber_is_reused_for_the_same_secrets():
 def test_recent_secrets_and_tokens_are_masked_outside_any_call():
     scrubber_for({"connection": {"encrypted": {"password": "Recent-Call-Secret"}}})
     RECENT.remember(["System-Token-Remembered"])
-    assert RECENT.union().scrub("Recent-Call-Secret System-Token-Remembered") == f"{MASK} {MASK}"
+    text = "Recent-Call-Secret System-Token-Remembered"
+    for scrubber in RECENT.outside():
+        text = scrubber.scrub(text)
+    assert text == f"{MASK} {MASK}"
+
+
+def test_output_outside_calls_is_masked_across_rebuilds():
+    """Many new connections: every one of the recent ones stays masked, whether its
+    secrets are in the rebuilt scrubber or among those built since."""
+    secrets = [f"Rebuild-Secret-{i:04d}" for i in range(100)]
+    for secret in secrets:
+        scrubber_for({"connection": {"encrypted": {"password": secret}}})
+    scrubbers = RECENT.outside()
+    assert len(scrubbers) <= 1 + 16
+    for secret in secrets:
+        text = f"x {secret} y"
+        for scrubber in scrubbers:
+            text = scrubber.scrub(text)
+        assert text == f"x {MASK} y"
 
 
 def test_too_many_or_too_large_secrets_are_refused_before_any_costly_work():
