@@ -208,10 +208,15 @@ class _LineLog:
         return len(text)
 
     def flush(self) -> None:
-        buffered = getattr(self._local, "buffer", "")
-        if buffered:
-            self._local.buffer = ""
-            self.write(buffered + "\n")
+        try:
+            buffered = getattr(self._local, "buffer", "")
+            if buffered:
+                self._local.buffer = ""
+                self.write(buffered + "\n")
+        except RuntimeError:
+            # At interpreter exit gevent's locals are gone ("greenlet is being
+            # finalized"); a flush that raises there makes the exit status 120.
+            pass
 
     def isatty(self) -> bool:
         return False
