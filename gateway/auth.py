@@ -28,7 +28,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import GatewayError
+from .errors import ConfigurationError, GatewayError
 from .scrub import RECENT
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -58,7 +58,12 @@ def trusted_networks(spec: Iterable[str]) -> tuple[IPNetwork, ...] | None:
     for entry in spec:
         if entry == "*":
             return None
-        networks.append(ipaddress.ip_network(entry, strict=False))
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigurationError(
+                f"WRAPGATE_FORWARDED_ALLOW_IPS: {entry!r} is not an address, a network or '*'"
+            ) from None
     return tuple(networks)
 
 

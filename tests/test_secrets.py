@@ -355,3 +355,16 @@ def test_tls_termination_keeps_operator_routes_and_forged_addresses_out(tls_prox
     assert requests.get(f"{url}/healthCheck?access_token={TOKEN}", verify=certificate, timeout=10).ok
     log = access_log.read_text()
     assert '"GET /healthCheck" 200' in log and TOKEN not in log
+
+
+def test_client_address_trusts_forwarded_for_only_from_listed_proxies():
+    from gateway.auth import ClientAddress
+    from gateway.errors import ConfigurationError
+
+    client = ClientAddress(["10.0.0.0/8", "::1"])
+    forwarded = {"HTTP_X_FORWARDED_FOR": "198.51.100.1, 203.0.113.5, 10.1.2.3"}
+    assert client({"REMOTE_ADDR": "10.9.9.9", **forwarded}) == "203.0.113.5"  # nearest untrusted hop
+    assert client({"REMOTE_ADDR": "::ffff:10.0.0.1", **forwarded}) == "203.0.113.5"
+    assert client({"REMOTE_ADDR": "192.0.2.1", **forwarded}) == "192.0.2.1"  # not a trusted proxy
+    with pytest.raises(ConfigurationError, match="not-an-ip"):
+        ClientAddress(["not-an-ip"])
