@@ -16,7 +16,7 @@ import urllib.parse
 
 import pytest
 import requests
-from support import TOKEN, post
+from support import TOKEN, post, wait_until
 
 PASSWORD = 'Pl4nted-"Pass/wörd+1'
 API_KEY = "Pl4ntedApiKey-0123456789"
@@ -275,7 +275,7 @@ def tls_proxy(start_gateway, tmp_path):
     import subprocess
 
     import yaml
-    from support import ROOT, free_port, wait_until
+    from support import ROOT, free_port
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -353,8 +353,9 @@ def test_tls_termination_keeps_operator_routes_and_forged_addresses_out(tls_prox
     assert statuses == [401, 401, 401, 429, 429]
     # nginx's own access log carries no query string.
     assert requests.get(f"{url}/healthCheck?access_token={TOKEN}", verify=certificate, timeout=10).ok
-    log = access_log.read_text()
-    assert '"GET /healthCheck" 200' in log and TOKEN not in log
+    # nginx writes the line after the response has gone out: wait for it.
+    wait_until(lambda: '"GET /healthCheck" 200' in access_log.read_text(), 10, what="nginx's access log line")
+    assert TOKEN not in access_log.read_text()
 
 
 def test_client_address_trusts_forwarded_for_only_from_listed_proxies():
