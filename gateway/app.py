@@ -18,7 +18,7 @@ from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from . import config, limits, logs, metrics, serialize
-from .auth import TokenCheck
+from .auth import ClientAddress, FailedTokens, OpsAccess, TokenCheck
 from .calls import Gateway
 from .catalog_routes import bp as catalog_bp
 from .config import Settings
@@ -37,8 +37,8 @@ class State:
     gateway: Gateway
     check_token: TokenCheck
     metrics: metrics.Metrics
-    #: None when /metrics is open
-    check_metrics_token: TokenCheck | None
+    #: who may read /metrics and /openapi.json
+    ops_access: OpsAccess
     #: set when the process starts draining: /readyz answers 503 from then on
     draining: threading.Event = field(default_factory=threading.Event)
     #: the OpenAPI document, serialised on first request
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.json.sort_keys = False
     limiter = limits.build(settings)
     gateway = Gateway(settings, registry, limiter)
-    meter = metrics.Metrics()
+    meter = metrics.Metrics(settings.metrics_connections)
     meter.plugins(registry.connectors)
     limiter.observe(meter)
     gateway.observers.append(
@@ -71,13 +71,16 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
             context.connector, context.function, outcome, seconds, len(answer.body)
         )
     )
+    client = ClientAddress(settings.forwarded_allow_ips)
+    failures = FailedTokens(settings.failed_token_limit)
+    metrics_check = TokenCheck([settings.metrics_token], failures, client) if settings.metrics_token else None
     app.extensions["wrapgate"] = State(
         settings=settings,
         registry=registry,
         gateway=gateway,
-        check_token=TokenCheck(settings.system_tokens),
+        check_token=TokenCheck(settings.system_tokens, failures, client),
         metrics=meter,
-        check_metrics_token=TokenCheck([settings.metrics_token]) if settings.metrics_token else None,
+        ops_access=OpsAccess(metrics_check, settings.metrics_open, client),
     )
     app.register_blueprint(bp)
     app.register_blueprint(catalog_bp)  # GET /plugins, POST /validate

@@ -35,7 +35,7 @@ from .errors import (
 )
 from .plugins import Connector, Registry
 from .schemas import ExtensionOptions, load_extension_options, max_response_size, validation_entries
-from .scrub import NOTHING, Scrubber, scrubber_for
+from .scrub import NOTHING, Scrubber, scrub_result, scrubber_for
 
 log = logging.getLogger("gateway.calls")
 
@@ -146,7 +146,7 @@ class Gateway:
         if connector is None:
             raise FunctionNotFound()
         if connector.error is not None:
-            raise ConnectorUnavailable(f"Connector {connector_name} failed to load: {connector.error}")
+            raise ConnectorUnavailable(f"Connector {connector_name} failed to load: {connector.unavailable}")
         kind = connector.functions.get(function)
         if kind is None:
             raise FunctionNotFound()
@@ -240,8 +240,7 @@ class Gateway:
         scrubber: Scrubber,
     ) -> bytes:
         result = check_result(kind, result, arguments)
-        if scrubber:
-            _scrub_result(kind, result, scrubber)
+        result = scrub_result(kind, result, scrubber)
         try:
             payload = serialize.dumps(result)
         except TypeError as exc:
@@ -321,12 +320,3 @@ def check_result(kind: str, result: Any, arguments: Mapping[str, Any]) -> Any:
         if not isinstance(entry, dict) or not isinstance(entry.get("statusCode"), int):
             raise InvalidResponse(f"{wire} result {position} must be an object with an integer statusCode.")
     return result
-
-
-def _scrub_result(kind: str, result: Any, scrubber: Scrubber) -> None:
-    if kind == "import":
-        for entry in result:
-            if "errors" in entry:
-                scrubber.scrub_errors(entry["errors"])
-    elif isinstance(result.get("errors"), list):
-        scrubber.scrub_errors(result["errors"])

@@ -58,6 +58,14 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
     metrics_token: str | None = None
+    #: Serve /metrics and /openapi.json to everyone when no metrics token is set.
+    metrics_open: bool = False
+    #: Connection ids labelled per worker in /metrics; later ones count as "other".
+    metrics_connections: int = 100
+    #: Wrong tokens a client address may present per minute, per worker (0: no limit).
+    failed_token_limit: int = 300
+    #: Proxies whose X-Forwarded-For names the client (addresses, networks or "*").
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -118,6 +126,10 @@ ENVIRONMENT = {
     "WRAPGATE_LOG_LEVEL": ("log_level", lambda n, v: v.strip().upper()),
     "WRAPGATE_LOG_FORMAT": ("log_format", lambda n, v: v.strip().lower()),
     "WRAPGATE_METRICS_TOKEN": ("metrics_token", lambda n, v: v or None),
+    "WRAPGATE_METRICS_OPEN": ("metrics_open", _bool),
+    "WRAPGATE_METRICS_CONNECTIONS": ("metrics_connections", lambda n, v: _number(n, v, int, 0)),
+    "WRAPGATE_FAILED_TOKEN_LIMIT": ("failed_token_limit", lambda n, v: _number(n, v, int, 0)),
+    "WRAPGATE_FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", lambda n, v: _split(v)),
 }
 
 

@@ -128,6 +128,14 @@ def _start_metrics_dir(server):
     server.log.info("metrics samples in %s", folder)
 
 
+def post_worker_init(worker):
+    # After the app is built: plugins' prints, warnings and uncaught exceptions in
+    # threads and greenlets become JSON log lines, masked like every record.
+    from gateway import logs
+
+    logs.capture_output()
+
+
 def child_exit(server, worker):
     # A dead worker's live gauges (in-flight, waiting) must stop counting.
     from prometheus_client import multiprocess

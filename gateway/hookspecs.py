@@ -41,7 +41,9 @@ Rules every hook shares:
   :class:`gateway.errors.ConnectionOffline` when the external system refuses or
   cannot be reached; any other exception answers 422 with the exception's
   ``code`` attribute (else its class name) and its message. Secrets of the
-  connection's ``encrypted`` section are scrubbed from every message.
+  connection's ``encrypted`` section (strings of 6 characters or more) are
+  masked in every error structure, log line and output line; the data of a
+  successful result is the plugin's and passes unchanged (``gateway.scrub``).
 * Results must be JSON-serialisable; ``datetime``/``date``/``time`` become ISO
   8601 strings, ``Decimal`` a JSON number, ``UUID`` a string, ``bytes`` base64.
   Anything else answers ``invalid_extension_response``.

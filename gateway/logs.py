@@ -17,14 +17,16 @@ from __future__ import annotations
 import contextvars
 import datetime
 import logging
+import re
 import sys
+import threading
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 import orjson
 
-from .scrub import NOTHING, Scrubber
+from .scrub import NOTHING, RECENT, Scrubber
 
 # Read-only default: bind() always sets a fresh dict, so no call ever shares one.
 _CALL: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
@@ -54,29 +56,60 @@ def reset() -> None:
 
 _base_factory = logging.getLogRecordFactory()
 
+# A query string in a URL a server logs ("Error handling request /function?access_token=...").
+_QUERY = re.compile(r"(?<=[^\s?])\?[^\s\"'<>]+")
+
+
+def strip_query(text: str) -> str:
+    """``text`` with the query string of every URL or path in it replaced by ``?...``."""
+    return _QUERY.sub("?...", text)
+
+
+def _scrubbers() -> tuple[Scrubber, ...]:
+    """The call's scrubber and the process's tokens; outside a call (a plugin's thread,
+    a line of gunicorn's), the secrets of every recent call and the tokens."""
+    call = _SCRUBBER.get()
+    return (call, RECENT.permanent) if call else RECENT.outside()
+
 
 def _make_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    """Every record: stamped with the call's fields, its secrets masked."""
+    """Every record: stamped with the call's fields, its secrets masked, in any thread."""
     record = _base_factory(*args, **kwargs)
     fields = _CALL.get()
-    if fields or _SCRUBBER.get():
-        _stamp(record, fields)
+    if fields:
+        # One attribute, not one per field: a plugin's own `extra={"function": ...}`
+        # must not collide with ours (logging refuses to overwrite record attributes).
+        record.wrapgate = fields
+    scrubbers = _scrubbers()
+    record._wrapgate_scrubbers = scrubbers
+    _mask(record, scrubbers)
     return record
 
 
-def _stamp(record: logging.LogRecord, fields: dict[str, Any]) -> None:
-    # One attribute, not one per field: a plugin's own `extra={"function": ...}`
-    # must not collide with ours (logging refuses to overwrite record attributes).
-    record.wrapgate = fields
-    scrubber = _SCRUBBER.get()
-    if scrubber:
-        record.msg = scrubber.scrub(record.getMessage())
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = scrubber.scrub(record.exc_text)
-        record.exc_info = None
+def _mask(record: logging.LogRecord, scrubbers: tuple[Scrubber, ...]) -> None:
+    """Mask the message and traceback where the record is made, so that a plugin's own
+    handler, which the gateway does not format, never sees a secret either."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - arguments that do not fit: logging would print them raw
+        message = f"{record.msg} (the log call's arguments did not fit its message)"
+    if record.name.startswith("gunicorn"):
+        message = strip_query(message)
+    if not any(scrubbers):
+        record.msg, record.args = message, None
+        return
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    record.exc_info = None  # only the masked text of the traceback is kept
+    for scrubber in scrubbers:
+        message = scrubber.scrub(message)
+        record.exc_text = scrubber.scrub(record.exc_text)
+    record.msg, record.args = message, None
+
+
+def _scrubbers_of(record: logging.LogRecord) -> tuple[Scrubber, ...]:
+    # A record made before configure() (or by hand) carries none: mask it with everything.
+    return getattr(record, "_wrapgate_scrubbers", None) or RECENT.outside()
 
 
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
@@ -107,7 +140,13 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             entry["exception"] = record.exc_text
-        return orjson.dumps(entry, default=str).decode()
+        text = orjson.dumps(entry, default=str)
+        # Every field, a plugin's `extra` included: as JSON values (objects as their
+        # str()), then masked, so the line stays valid JSON.
+        plain = orjson.loads(text)
+        for scrubber in _scrubbers_of(record):
+            plain = scrubber.scrub_value(plain)
+        return orjson.dumps(plain).decode()
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -119,12 +158,16 @@ class ConsoleFormatter(logging.Formatter):
         extra = _extra(record)
         if extra:
             text += " " + " ".join(f"{k}={v}" for k, v in extra.items())
+        for scrubber in _scrubbers_of(record):
+            text = scrubber.scrub(text)
         return text
 
 
 def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Route every logger (the core's, plugins', libraries') through one handler."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    target = stream or sys.stderr
+    # Never into a captured stream: its lines would come back as records.
+    handler = logging.StreamHandler(target.original if isinstance(target, _LineLog) else target)
     handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
     logging.setLogRecordFactory(_make_record)
     # The gateway owns the root logger: a handler someone else put there (gunicorn's
@@ -134,3 +177,81 @@ def configure(level: str = "INFO", fmt: str = "json", stream: Any = None) -> Non
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+
+
+class _LineLog:
+    """A text stream whose lines become log records: a worker's stray ``print`` and
+    writes to ``sys.stderr`` come out as JSON lines, masked like any record. Lines are
+    put together per thread (per greenlet under gevent) before they are logged, so a
+    secret written in pieces is masked whole."""
+
+    def __init__(self, logger: logging.Logger, level: int, original: Any):
+        self._logger, self._level, self.original = logger, level, original
+        self._local = threading.local()
+
+    def write(self, text: str) -> int:
+        local = self._local
+        if getattr(local, "busy", False):
+            # logging reporting its own failure: straight out, but masked.
+            for scrubber in RECENT.outside():
+                text = scrubber.scrub(text)
+            return self.original.write(text)
+        buffer = getattr(local, "buffer", "") + text
+        *lines, local.buffer = buffer.split("\n")
+        local.busy = True
+        try:
+            for line in lines:
+                if line.strip():
+                    self._logger.log(self._level, "%s", line)
+        finally:
+            local.busy = False
+        return len(text)
+
+    def flush(self) -> None:
+        try:
+            buffered = getattr(self._local, "buffer", "")
+            if buffered:
+                self._local.buffer = ""
+                self.write(buffered + "\n")
+        except RuntimeError:
+            # At interpreter exit gevent's locals are gone ("greenlet is being
+            # finalized"); a flush that raises there makes the exit status 120.
+            pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno...: the original stream's
+        return getattr(self.original, name)
+
+
+def _thread_exception(args: threading.ExceptHookArgs) -> None:
+    thread = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("gateway.thread").error(
+        "uncaught exception in thread %s",
+        thread,
+        exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+    )
+
+
+def capture_output() -> None:
+    """Make every line a worker writes a JSON log record, masked: ``warnings``,
+    ``print`` and writes to ``sys.stdout``/``sys.stderr``, uncaught exceptions of
+    threads and greenlets. gunicorn calls this in each worker, after the app is
+    built (``post_worker_init``). Writes below Python (a C library writing to file
+    descriptor 2) are not captured."""
+    logging.captureWarnings(True)
+    if not isinstance(sys.stdout, _LineLog):
+        sys.stdout = _LineLog(logging.getLogger("gateway.stdout"), logging.INFO, sys.stdout)
+    if not isinstance(sys.stderr, _LineLog):
+        sys.stderr = _LineLog(logging.getLogger("gateway.stderr"), logging.WARNING, sys.stderr)
+    threading.excepthook = _thread_exception
+    if "gevent" in sys.modules:
+        import gevent
+
+        def print_exception(context: Any, kind: Any, value: Any, tb: Any) -> None:
+            logging.getLogger("gateway.greenlet").error(
+                "uncaught exception in greenlet %s", context, exc_info=(kind, value, tb)
+            )
+
+        gevent.get_hub().print_exception = print_exception

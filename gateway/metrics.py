@@ -7,8 +7,11 @@ samples there and ``/metrics``, whichever worker answers, adds up all of them
 in-process) each app has a registry of its own.
 
 Labels are chosen for bounded cardinality: connector and function names come
-from the loaded plugins, outcomes from the gateway's error codes, connection
-ids from integrator.io's connections; never a path or a value a client made up.
+from the loaded plugins, routes from the app's rules; never a path or a value a
+client made up. Connection ids and outcomes (error codes, which a plugin may
+choose) are bounded per worker: the first ``connections`` connection ids (and
+:data:`MAX_OUTCOMES` outcomes) a worker sees get series of their own, later
+ones count under ``other``. ``connections=0`` labels no connection at all.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
 # Wrapper calls run from milliseconds (ping) to minutes (a slow export).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 SIZE_BUCKETS = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 5242880, 16777216)
+OTHER = "other"
+MAX_OUTCOMES = 64
 
 
 def multiprocess_mode() -> bool:
@@ -39,7 +44,8 @@ def multiprocess_mode() -> bool:
 class Metrics:
     """The gateway's metrics; also the limiter's observer (waiting, running, rejected)."""
 
-    def __init__(self) -> None:
+    def __init__(self, connections: int = 100) -> None:
+        self._labels = {"connection": _Bounded(connections), "outcome": _Bounded(MAX_OUTCOMES)}
         self.multiprocess = multiprocess_mode()
         # In multiprocess mode samples live in files, not in a registry object.
         self.registry = None if self.multiprocess else CollectorRegistry()
@@ -108,17 +114,18 @@ class Metrics:
 
     # -- the limiter's observer --------------------------------------------------------
     def running(self, connection: str, delta: int) -> None:
-        self._child(self.in_flight_gauge, connection).inc(delta)
+        self._child(self.in_flight_gauge, self._labels["connection"](connection)).inc(delta)
 
     def waiting(self, connection: str, delta: int) -> None:
-        self._child(self.waiting_gauge, connection).inc(delta)
+        self._child(self.waiting_gauge, self._labels["connection"](connection)).inc(delta)
 
     def rejected(self, connection: str) -> None:
-        self._child(self.rejected_total, connection).inc()
+        self._child(self.rejected_total, self._labels["connection"](connection)).inc()
 
     # -- what the app reports ----------------------------------------------------------
     def call_done(self, connector: str, function: str, outcome: str, seconds: float, size: int) -> None:
         connector, function = connector or "none", function or "none"
+        outcome = self._labels["outcome"](outcome)
         self._child(self.calls, connector, function, outcome).inc()
         self._child(self.latency, connector, function).observe(seconds)
         self._child(self.response_bytes, connector, function).observe(size)
@@ -135,4 +142,25 @@ class Metrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
+        assert self.registry is not None
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Bounded:
+    """A label's values: the first ``size`` seen are kept, later ones are ``other``.
+    Once kept, a value stays kept, so a gauge's increments and decrements always
+    meet in the same series."""
+
+    __slots__ = ("_seen", "_size")
+
+    def __init__(self, size: int):
+        self._size = size
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self._size:
+            self._seen.add(value)
+            return value
+        return OTHER

@@ -18,12 +18,15 @@ from .plugins import Registry
 
 ERRORS = {
     "400": "Malformed JSON body (invalid_json)",
-    "401": "Wrong or missing system token (unauthorized)",
+    "401": "Wrong or missing token (unauthorized)",
+    "403": "Served to loopback clients only: no metrics token is set and the route is not opened (forbidden)",
     "404": "No such route (not_found)",
     "405": "Wrong method (method_not_allowed)",
     "413": "Body over the configured limit (request_entity_too_large)",
-    "422": "Invalid extension options, a plugin's error, or an invalid result (every problem listed)",
-    "429": "The connection's concurrency level is reached (concurrency_limit_exceeded); see Retry-After",
+    "422": "Invalid extension options, a plugin's error, an invalid result, or more secrets than the "
+    "gateway masks (too_many_secrets); every problem listed",
+    "429": "The connection's concurrency level is reached (concurrency_limit_exceeded), or too many wrong "
+    "tokens came from this client address (too_many_failed_tokens); see Retry-After",
     "500": "Unexpected failure of the gateway (internal_error)",
     "503": "Worker overloaded, limiter unavailable or draining",
     "504": "The call passed its deadline (deadline_exceeded)",
@@ -59,6 +62,7 @@ def build(registry: Registry) -> dict[str, Any]:
     ):
         spec.components.schema(name, schema=schema)
     spec.components.security_scheme("systemToken", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("metricsToken", {"type": "http", "scheme": "bearer"})
     _connector_components(spec, registry)
     functions = sorted(f for c in registry.describe() if c["loaded"] for f in c["functions"])
     spec.path(
@@ -133,12 +137,13 @@ def build(registry: Registry) -> dict[str, Any]:
         operations={
             "get": {
                 "summary": "Prometheus metrics",
+                "security": [{"metricsToken": []}],
                 "responses": {
                     "200": {
                         "description": "Prometheus text format",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **_error_responses("401"),
+                    **_error_responses("401", "403", "429"),
                 },
             }
         },
@@ -148,11 +153,13 @@ def build(registry: Registry) -> dict[str, Any]:
         operations={
             "get": {
                 "summary": "This document",
+                "security": [{"metricsToken": []}],
                 "responses": {
                     "200": {
                         "description": "OpenAPI 3",
                         "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
+                    },
+                    **_error_responses("401", "403", "429"),
                 },
             }
         },

@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import re
+import secrets
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ class Connector:
     schemas: Mapping[str, Any] = field(default_factory=dict)
     #: why the connector could not be loaded; None when it serves
     error: str | None = None
+    #: the caller's share of ``error``: a short reason and the log line's reference
+    #: (the detail can hold paths and whatever the plugin read from its environment)
+    unavailable: str | None = None
     _configuration_schemas: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def configuration_schema(self, function: str) -> Any:
@@ -171,9 +175,11 @@ class Registry:
         return extra
 
     def _fail(self, name: str, reason: str, dist: Any = None, exc: BaseException | None = None) -> None:
+        reference = secrets.token_hex(4)
         log.error(
-            "connector %s is unavailable: %s",
+            "connector %s is unavailable (reference %s): %s",
             name,
+            reference,
             reason,
             exc_info=(type(exc), exc, exc.__traceback__) if exc is not None else None,
         )
@@ -182,6 +188,8 @@ class Registry:
             package=_dist_name(dist) if dist else None,
             version=getattr(dist, "version", None),
             error=reason,
+            # Every reason above reads "<what failed>: <detail>".
+            unavailable=f"{reason.partition(': ')[0]}; the gateway's log has the detail (reference {reference})",
         )
         return None
 

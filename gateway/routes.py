@@ -40,7 +40,7 @@ def function() -> Response:
     else:
         body = _parse_body()
         token = presented_token(None, body, request.args)
-    if not app_state.check_token(token):
+    if not app_state.check_token(token, request.environ):
         raise Unauthorized()
     if body is None:
         body = _parse_body()
@@ -92,9 +92,7 @@ def readyz() -> Response:
 @bp.get("/metrics")
 def prometheus_metrics() -> Response:
     app_state = state()
-    check = app_state.check_metrics_token
-    if check is not None and not check(presented_token(request.headers.get("Authorization"), None, {})):
-        raise GatewayError("Invalid metrics token.", code="unauthorized", status=401)
+    app_state.ops_access.require(request.headers.get("Authorization"), request.environ)
     body, content_type = app_state.metrics.exposition()
     return Response(body, content_type=content_type)
 
@@ -102,6 +100,7 @@ def prometheus_metrics() -> Response:
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     app_state = state()
+    app_state.ops_access.require(request.headers.get("Authorization"), request.environ)
     if app_state.openapi is None:  # built once per app: the plugins do not change while it runs
         app_state.openapi = serialize.dumps(openapi.build(app_state.registry))
     return Response(app_state.openapi, mimetype=JSON)

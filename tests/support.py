@@ -21,6 +21,8 @@ badsig = wrapgate_testkit.badsig
 observer = wrapgate_testkit.observer
 probe = wrapgate_testkit.probe
 future = wrapgate_testkit.future
+leaky = wrapgate_testkit.leaky
+leakybroken = wrapgate_testkit.leakybroken
 """
 
 #: A second distribution whose metadata pins a wrapgate this core is not.

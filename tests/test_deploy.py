@@ -147,7 +147,7 @@ def compose(tmp_path_factory):
 
 def test_compose_file_is_valid_and_wires_the_services(compose):
     services = compose["services"]
-    assert set(services) == {"gateway", "lb", "redis", "postgres"}
+    assert set(services) == {"gateway", "lb", "redis", "postgres", "tls-demo-cert"}
     gateway = services["gateway"]
     assert gateway["deploy"]["replicas"] == 2
     env = gateway["environment"]
@@ -159,7 +159,9 @@ def test_compose_file_is_valid_and_wires_the_services(compose):
         assert services[name]["healthcheck"]["test"]
     assert services["lb"]["depends_on"]["gateway"]["condition"] == "service_healthy"
     assert "readyz" in " ".join(gateway["healthcheck"]["test"])
-    assert services["lb"]["ports"][0]["target"] == 8000
+    # Only nginx's TLS port is published; the gateway's own port never is.
+    assert [p["target"] for p in services["lb"]["ports"]] == [8443]
+    assert all("ports" not in services[name] for name in ("gateway", "redis", "postgres"))
 
 
 def test_compose_stop_grace_outlasts_the_drain(compose):
@@ -173,6 +175,6 @@ def test_compose_stop_grace_outlasts_the_drain(compose):
 
 
 def test_nginx_in_front_never_cuts_a_long_call():
-    conf = (ROOT / "config" / "nginx.conf").read_text()
+    conf = (ROOT / "config" / "nginx-wrapgate.conf").read_text()
     assert int(re.search(r"proxy_read_timeout (\d+)s", conf).group(1)) > 300
     assert int(re.search(r"client_max_body_size (\d+)m", conf).group(1)) >= 50

@@ -40,3 +40,108 @@ def test_configure_replaces_foreign_root_handlers():
     root.addHandler(foreign)
     logs.configure("INFO", "console", io.StringIO())
     assert foreign not in root.handlers and len(root.handlers) == 1
+
+
+def _lines(stream):
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_extra_fields_of_any_type_are_masked_and_the_line_stays_json():
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream)
+
+    class Opaque:
+        def __str__(self):
+            return "opaque Extra-Secret-55"
+
+    logs.reset()
+    logs.bind_scrubber(Scrubber(["Extra-Secret-55"]))
+    try:
+        logging.getLogger("test.plugin").info(
+            "extras",
+            extra={"leak": "Extra-Secret-55", "nested": {"l": ["a Extra-Secret-55"]}, "obj": Opaque()},
+        )
+    finally:
+        logs.reset()
+    (line,) = _lines(stream)
+    assert line["leak"] == "********" and line["nested"] == {"l": ["a ********"]}
+    assert line["obj"] == "opaque ********"
+
+
+def test_records_outside_any_call_are_masked_with_recent_secrets():
+    """A plugin's background thread has no call context: the secrets of recent calls are masked."""
+    import threading
+
+    from gateway.scrub import scrubber_for
+
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream)
+    scrubber_for({"connection": {"encrypted": {"password": "Thread-Secret-88"}}})
+    thread = threading.Thread(
+        target=lambda: logging.getLogger("test.thread").warning(
+            "from a thread %s", "Thread-Secret-88", extra={"x": "Thread-Secret-88"}
+        )
+    )
+    thread.start()
+    thread.join(5)
+    (line,) = _lines(stream)
+    assert line["message"] == "from a thread ********" and line["x"] == "********"
+
+
+def test_gunicorn_lines_lose_query_strings_and_arguments_that_do_not_fit_are_not_printed():
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream)
+    logging.getLogger("gunicorn.error").error(
+        "Error handling request %s %s", "POST", "/function?access_token=abc"
+    )
+    logging.getLogger("test.plugin").warning("one %s", "Unfit-Arg-1", "Unfit-Arg-2")
+    first, second = _lines(stream)
+    assert first["message"] == "Error handling request POST /function?..."
+    assert "Unfit-Arg" not in second["message"] and "did not fit" in second["message"]
+    assert (
+        logs.strip_query("what? see https://h/x?a=1&b=2 and /p?q") == "what? see https://h/x?... and /p?..."
+    )
+
+
+def test_captured_output_becomes_masked_json_lines(monkeypatch):
+    import sys
+    import threading
+    import warnings
+
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    if "gevent" in sys.modules:  # capture_output replaces the hub's printer of failed greenlets
+        hub = sys.modules["gevent"].get_hub()
+        monkeypatch.setattr(hub, "print_exception", hub.print_exception)
+    logs.capture_output()
+    try:
+        logs.reset()
+        logs.bind_scrubber(Scrubber(["Printed-Secret-99"]))
+        sys.stdout.write("split Printed-")
+        sys.stdout.write("Secret-99 done\nsecond line\n")
+        print("to stderr Printed-Secret-99", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("warned Printed-Secret-99", stacklevel=1)
+        thread = threading.Thread(target=lambda: 1 / 0)
+        thread.start()
+        thread.join(5)
+    finally:
+        logs.reset()
+        logging.captureWarnings(False)
+    lines = _lines(stream)
+    by_logger = {}
+    for line in lines:
+        by_logger.setdefault(line["logger"], []).append(line["message"])
+    assert by_logger["gateway.stdout"] == ["split ******** done", "second line"]
+    assert by_logger["gateway.stderr"] == ["to stderr ********"]
+    assert "warned ********" in by_logger["py.warnings"][0]
+    assert (
+        "ZeroDivisionError" in next(line for line in lines if line["logger"] == "gateway.thread")["exception"]
+    )
+    assert "Printed-Secret-99" not in stream.getvalue()
+    # Nothing reached the original streams.
+    assert sys.stdout.original.getvalue() == "" and sys.stderr.original.getvalue() == ""

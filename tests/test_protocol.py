@@ -210,18 +210,22 @@ def test_legacy_alias_reaches_its_wire_function(gateway):
     assert r.json()["wire"] == "kit.ping"
 
 
-def test_plugin_that_failed_to_import_answers_with_the_reason(gateway):
+def test_plugin_that_failed_to_import_answers_with_a_short_reason_and_the_log_has_the_detail(gateway):
     r = call(gateway, "broken.ping")
     assert r.status_code == 422
     (entry,) = errors(r)
     assert entry["code"] == "connector_unavailable"
-    assert "wrapgate_missing_driver" in entry["message"]
+    assert "import of 'wrapgate_testkit.broken' failed" in entry["message"]
+    assert "wrapgate_missing_driver" not in entry["message"]
+    reference = entry["message"].rsplit("reference ", 1)[1].rstrip(").")
+    line = next(line for line in gateway.log().splitlines() if f"reference {reference}" in line)
+    assert "wrapgate_missing_driver" in line
 
 
-def test_plugin_that_failed_to_register_answers_with_the_reason(gateway):
+def test_plugin_that_failed_to_register_answers_with_a_short_reason(gateway):
     (entry,) = errors(call(gateway, "badsig.ping"))
     assert entry["code"] == "connector_unavailable"
-    assert "no_such_argument" in entry["message"]
+    assert "registration failed" in entry["message"] and "no_such_argument" not in entry["message"]
 
 
 def test_other_connectors_keep_serving_beside_broken_ones(gateway):
