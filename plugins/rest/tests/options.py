@@ -1,0 +1,27 @@
+"""Options of rest calls against the test API, and paging through an export."""
+
+from api import TOKEN
+
+from gateway.testing import export_pages
+
+
+def conn(api, auth=None, secrets=None, **extra):
+    """A connection to the test API; ``extra`` goes to ``unencrypted`` except
+    ``concurrencyLevel``, a field of the connection resource itself."""
+    level = extra.pop("concurrencyLevel", None)
+    unencrypted = {
+        "baseURI": api.url,
+        "pingPath": "/me",
+        "auth": auth or {"type": "bearer"},
+        "retries": 2,
+        "backoff": 0.01,
+        **extra,
+    }
+    connection = {"_id": "rest-1", "unencrypted": unencrypted, "encrypted": secrets or {"token": TOKEN}}
+    if level is not None:
+        connection["concurrencyLevel"] = level
+    return connection
+
+
+def export_all(call, options):
+    return export_pages(call, "rest.export", options)
