@@ -4,7 +4,6 @@ import pytest
 from api import API_KEY, PASSWORD, RECORDS, TOKEN, USER
 from options import conn, export_all
 
-
 # -- ping and auth ---------------------------------------------------------------------------
 
 
@@ -25,7 +24,9 @@ def test_ping_refused_is_401_with_the_apis_reason(call, api):
     status, body = call("rest.ping", {"connection": conn(api, secrets={"token": "wrong-Token-000"})})
     assert body == {
         "statusCode": 401,
-        "errors": [{"code": "unauthorized", "message": "GET /me answered 401 UNAUTHORIZED: invalid credentials"}],
+        "errors": [
+            {"code": "unauthorized", "message": "GET /me answered 401 UNAUTHORIZED: invalid credentials"}
+        ],
     }
 
 
@@ -254,7 +255,9 @@ def test_update_with_id_from_the_record(call, api):
         },
     )
     assert results[0] == {"statusCode": 200, "id": "a1"}
-    assert results[1]["statusCode"] == 422 and results[1]["errors"][0]["message"].endswith("404 NOT FOUND: no such item")
+    assert results[1]["statusCode"] == 422 and results[1]["errors"][0]["message"].endswith(
+        "404 NOT FOUND: no such item"
+    )
     assert results[2]["statusCode"] == 422 and "has no id" in results[2]["errors"][0]["message"]
     assert ("PATCH", "/items/a1?") in api.state["calls"]
 

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import requests
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
 
 from gateway.errors import ConnectionOffline, CredentialsRefused
 
@@ -44,6 +42,9 @@ class Credentials:
 
     def session(self, timeout: tuple[float, float]) -> requests.Session:
         if self.kind == "oauth2":
+            # Imported on first use: authlib brings cryptography, slow to load in every worker.
+            from authlib.integrations.requests_client import OAuth2Session
+
             return OAuth2Session(
                 client_id=self.encrypted.get("clientId"),
                 client_secret=self.encrypted.get("clientSecret"),
@@ -85,6 +86,8 @@ class Credentials:
     def renew(self, session: Any, stale: str | None) -> None:
         """A fresh access token; ``stale`` is the one the API refused (another
         request of the connection may have renewed it meanwhile)."""
+        from authlib.integrations.base_client import OAuthError
+
         with self._lock:
             current = (session.token or {}).get("access_token")
             if session.token and current != stale:

@@ -38,6 +38,11 @@ from .auth import Credentials, render_headers
 from .inflight import GATES
 
 
+class _Retry(Retry):
+    # 429 is waited out by Caller, within a bound and the call's deadline; urllib3 would sleep any Retry-After.
+    RETRY_AFTER_STATUS_CODES = frozenset({413, 503})
+
+
 class ApiError(GatewayError):
     """The API answered with an error; ``code`` is ``http_<status>``."""
 
@@ -166,7 +171,7 @@ class Api:
         self.settings = unencrypted
         self.credentials = Credentials(unencrypted["auth"], encrypted)
         session = self.credentials.session(self.timeout)
-        retry = Retry(
+        retry = _Retry(
             total=unencrypted["retries"],
             backoff_factor=unencrypted["backoff"],
             backoff_max=30,
