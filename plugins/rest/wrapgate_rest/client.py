@@ -264,6 +264,8 @@ class Caller:
         self.api = api
         self.key, self.level = key, level
         self.deadline = deadline
+        #: Set once the API rate-limited this call beyond the bound: later requests are not sent.
+        self.limited: RateLimited | None = None
         self.rules = dict(DEFAULT_RULES)
         if api.settings["auth"]["forbiddenIsAuth"]:
             self.rules["403"] = "offline"
@@ -289,6 +291,8 @@ class Caller:
 
         :raises RateLimited: 429 beyond ``rateLimitWait`` or the deadline.
         """
+        if self.limited is not None:
+            raise self.limited
         settings = self.api.settings
         waited, retries, renewed = 0.0, 0, False
         while True:
@@ -306,11 +310,12 @@ class Caller:
             if response.status_code == 429:
                 pause = settings["backoff"] * 2 ** min(retries, 6) if pause is None else pause
                 if waited + pause > settings["rateLimitWait"] or pause >= self.remaining():
-                    raise RateLimited(
+                    self.limited = RateLimited(
                         f"{method} {path_of(url)} answered 429 (rate limited); "
                         f"asked to wait {pause:.0f} s more after {waited:.0f} s",
                         pause,
                     )
+                    raise self.limited
             else:
                 if retries >= settings["retries"]:
                     return "fail", response

@@ -58,7 +58,7 @@ def caller(connection, unencrypted, encrypted, context, rules: Mapping[str, str]
     api = APIS.get(unencrypted, encrypted)
     key = (connection or {}).get("_id") or PerConnection.key(unencrypted, encrypted)
     deadline = getattr(context, "deadline", 0.0) or time.monotonic() + 300
-    return Caller(api, str(key), level_of(connection), rules, deadline)
+    return Caller(api, str(key), level_of(connection, context), rules, deadline)
 
 
 @hookimpl

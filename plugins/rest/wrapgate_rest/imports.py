@@ -10,7 +10,9 @@ everything in order; ``order: none`` ignores keys.
 Outcomes per record: success → 200 with the id (``idPath`` in the answer, else
 the record's own); ``ignore`` → 200 ``ignored``; ``offline`` → 401; anything
 else → 422 with one line saying what the API said. A write whose answer never
-came is ``unknown_outcome``: it may have been done.
+came is ``unknown_outcome``: it may have been done. Rate-limited beyond the
+bound: the call answers 429 when nothing of the batch was written (integrator.io
+sends it again later), else the records not written get ``rate_limited``.
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def write(call: Caller, configuration: Mapping[str, Any], records: list) -> list
     if lanes:
         with ThreadPoolExecutor(max_workers=min(configuration["concurrency"], len(lanes))) as pool:
             list(pool.map(run, lanes))
+    if call.limited is not None and not any(entry["statusCode"] == 200 for entry in results):
+        # Nothing was written: the whole batch can be asked again later, as a 429 says.
+        raise call.limited
     return results
 
 

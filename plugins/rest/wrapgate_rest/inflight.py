@@ -34,12 +34,13 @@ class GateTimeout(GatewayError):
         super().__init__(message, headers={"Retry-After": "1"})
 
 
-def level_of(connection: Mapping[str, Any] | None) -> int:
-    """The connection's ``concurrencyLevel`` when it carries one (the core has
-    checked it), else integrator.io's default; never above the cap."""
-    raw = (connection or {}).get("concurrencyLevel")
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
-        return min(raw, MAX_LEVEL)
+def level_of(connection: Mapping[str, Any] | None, context: Any = None) -> int:
+    """The level the core limits the call's connection to, when the call's
+    context carries it; else the connection's ``concurrencyLevel`` (the core has
+    checked it); else integrator.io's default. Never above the cap."""
+    for raw in (getattr(context, "level", None), (connection or {}).get("concurrencyLevel")):
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+            return min(raw, MAX_LEVEL)
     return DEFAULT_LEVEL
 
 
