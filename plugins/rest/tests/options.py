@@ -25,3 +25,9 @@ def conn(api, auth=None, secrets=None, **extra):
 
 def export_all(call, options):
     return export_pages(call, "rest.export", options)
+
+
+def import_records(call, api, records, configuration, **connection):
+    """(status, answer) of ``rest.import`` of ``records`` over a test-API connection."""
+    options = {"connection": conn(api, **connection), "postMapData": records, "configuration": configuration}
+    return call("rest.import", options)

@@ -2,7 +2,7 @@
 
 import time
 
-from options import conn
+from options import conn, import_records
 
 
 def export(call, api, path, **connection):
@@ -110,28 +110,17 @@ def test_an_html_error_page_gives_one_line(call, api):
 
 def test_an_import_rate_limited_before_any_write_answers_429(call, api):
     api.fail("/items", 429, times=50, retry_after=1)
-    status, body = call(
-        "rest.import",
-        {
-            "connection": conn(api, rateLimitWait=1.5),
-            "postMapData": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
-            "configuration": {"path": "/items", "concurrency": 1},
-        },
-    )
+    records = [{"name": "a"}, {"name": "b"}, {"name": "c"}]
+    status, body = import_records(call, api, records, {"path": "/items", "concurrency": 1}, rateLimitWait=1.5)
     assert status == 429 and body["errors"][0]["code"] == "rate_limited"
     assert len([c for c in api.state["calls"] if c[0] == "POST"]) == 2  # the others were not sent
 
 
 def test_an_import_rate_limited_after_a_write_answers_per_record(call, api):
     api.fail("/items/b", 429, times=50, retry_after=1)
-    status, results = call(
-        "rest.import",
-        {
-            "connection": conn(api, rateLimitWait=0.5),
-            "postMapData": [{"id": "a"}, {"id": "b"}, {"id": "c"}],
-            "configuration": {"method": "PUT", "path": "/items/{id}", "order": "batch"},
-        },
-    )
+    records = [{"id": "a"}, {"id": "b"}, {"id": "c"}]
+    configuration = {"method": "PUT", "path": "/items/{id}", "order": "batch"}
+    status, results = import_records(call, api, records, configuration, rateLimitWait=0.5)
     assert status == 200 and results[0] == {"statusCode": 200, "id": "a"}
     assert [r["errors"][0]["code"] for r in results[1:]] == ["rate_limited", "rate_limited"]
     assert ("PUT", "/items/c?") not in api.state["calls"]
