@@ -1,8 +1,9 @@
 """Options of rest calls against the test API, and paging through an export."""
 
+import requests
 from api import TOKEN
 
-from gateway.testing import export_pages
+from gateway.testing import GatewayProcess, export_pages
 
 
 def conn(api, auth=None, secrets=None, **extra):
@@ -31,3 +32,15 @@ def import_records(call, api, records, configuration, **connection):
     """(status, answer) of ``rest.import`` of ``records`` over a test-API connection."""
     options = {"connection": conn(api, **connection), "postMapData": records, "configuration": configuration}
     return call("rest.import", options)
+
+
+class Gunicorn(GatewayProcess):
+    """:class:`gateway.testing.GatewayProcess` whose readiness probe waits for a
+    worker that is still booting: the core's probe gives up on the first read
+    timeout, which a loaded machine produces while workers import plugins."""
+
+    def _up(self) -> bool:
+        try:
+            return super()._up()
+        except requests.Timeout:
+            return False

@@ -17,6 +17,7 @@ sends it again later), else the records not written get ``rate_limited``.
 
 from __future__ import annotations
 
+import contextvars
 import urllib.parse
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -87,8 +88,11 @@ def write(call: Caller, configuration: Mapping[str, Any], records: list) -> list
                 results[position] = result
 
     if lanes:
+        # Each lane runs in a copy of the call's context: its log records then carry
+        # the call's scrubber (urllib3 logs URLs, a query-string API key with them).
+        contexts = [contextvars.copy_context() for _ in lanes]
         with ThreadPoolExecutor(max_workers=min(configuration["concurrency"], len(lanes))) as pool:
-            list(pool.map(run, lanes))
+            list(pool.map(lambda context, lane: context.run(run, lane), contexts, lanes))
     if call.limited is not None and not any(entry["statusCode"] == 200 for entry in results):
         # Nothing was written: the whole batch can be asked again later, as a 429 says.
         raise call.limited
