@@ -124,3 +124,9 @@ def test_an_import_rate_limited_after_a_write_answers_per_record(call, api):
     assert status == 200 and results[0] == {"statusCode": 200, "id": "a"}
     assert [r["errors"][0]["code"] for r in results[1:]] == ["rate_limited", "rate_limited"]
     assert ("PUT", "/items/c?") not in api.state["calls"]
+
+
+def test_a_ping_that_times_out_takes_the_connection_offline(call, api):
+    status, body = call("rest.ping", {"connection": conn(api, pingPath="/slow", timeout=0.3, retries=0)})
+    assert body["statusCode"] == 401 and body["errors"][0]["code"] == "connection_offline"
+    assert "GET /slow was not answered" in body["errors"][0]["message"]

@@ -29,7 +29,7 @@ from gateway.errors import ConnectionOffline, CredentialsRefused, GatewayError
 from gateway.resources import PerConnection
 
 from . import schemas
-from .client import Api, ApiError, Caller, describe, find, truthy
+from .client import Api, ApiError, Caller, RequestTimeout, describe, find, truthy
 from .imports import write
 from .inflight import level_of
 from .paging import following, request_for
@@ -65,7 +65,10 @@ def caller(connection, unencrypted, encrypted, context, rules: Mapping[str, str]
 def wrapgate_ping(connection, unencrypted, encrypted, context):
     call = caller(connection, unencrypted, encrypted, context, {})
     url = call.api.url(unencrypted["pingPath"])
-    action, response = call.request("GET", url)
+    try:
+        action, response = call.request("GET", url)
+    except RequestTimeout as exc:
+        raise ConnectionOffline(exc.message) from None
     if action == "offline" or response.status_code in (401, 403):
         raise CredentialsRefused(describe("GET", url, response))
     if action not in ("success", "ignore"):
