@@ -89,3 +89,17 @@ def test_batch_answer_of_the_wrong_length_is_an_unknown_outcome(call, api):
     )
     assert [r["statusCode"] for r in results] == [422, 422]
     assert results[0]["errors"][0]["code"] == "unknown_outcome"
+
+
+def test_lanes_keep_each_keys_records_in_one_lane_in_order():
+    """Unit test of the grouping: a batch unit holding two keys joins their lanes."""
+    from wrapgate_rest.imports import _lanes
+
+    records = [{"id": "a"}, {"id": "b"}, {"id": "a"}, {"name": "no key"}, {"id": "c"}, {"id": "b"}]
+    configuration = {"order": "key", "orderKey": None, "idField": "id"}
+    assert _lanes(configuration, records, [[p] for p in range(6)]) == [[[0], [2]], [[1], [5]], [[3]], [[4]]]
+    # Units of two records: [a, b] [a, no key] [c, b] -> all three share keys, one lane.
+    units = [[0, 1], [2, 3], [4, 5]]
+    assert _lanes(configuration, records, units) == [units]
+    assert _lanes(dict(configuration, order="none"), records, units) == [[u] for u in units]
+    assert _lanes(dict(configuration, order="batch"), records, units) == [units]
