@@ -57,6 +57,7 @@ def test_batch_import_maps_each_result_back(call, api):
             "configuration": {
                 "path": "/items-batch",
                 "batchSize": 3,
+                "order": "batch",  # the two requests one after the other: ids in order
                 "batchBodyPath": "records",
                 "resultsPath": "results",
                 "resultErrorPath": "error.message",
