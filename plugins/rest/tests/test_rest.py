@@ -2,25 +2,7 @@
 
 import pytest
 from api import API_KEY, PASSWORD, RECORDS, TOKEN, USER
-
-from gateway.testing import export_pages
-
-
-def conn(api, auth=None, secrets=None, **extra):
-    unencrypted = {
-        "baseURI": api.url,
-        "pingPath": "/me",
-        "auth": auth or {"type": "bearer"},
-        "retries": 2,
-        "backoff": 0.01,
-        **extra,
-    }
-    return {"_id": "rest-1", "unencrypted": unencrypted, "encrypted": secrets or {"token": TOKEN}}
-
-
-def export_all(call, options):
-    return export_pages(call, "rest.export", options)
-
+from options import conn, export_all
 
 # -- ping and auth ---------------------------------------------------------------------------
 
@@ -42,14 +24,16 @@ def test_ping_refused_is_401_with_the_apis_reason(call, api):
     status, body = call("rest.ping", {"connection": conn(api, secrets={"token": "wrong-Token-000"})})
     assert body == {
         "statusCode": 401,
-        "errors": [{"code": "unauthorized", "message": "GET /me answered 401: invalid credentials"}],
+        "errors": [
+            {"code": "unauthorized", "message": "GET /me answered 401 UNAUTHORIZED: invalid credentials"}
+        ],
     }
 
 
 def test_ping_other_failures_are_explained(call, api):
     status, body = call("rest.ping", {"connection": conn(api, pingPath="/broken", retries=0)})
     assert body["statusCode"] == 401
-    assert body["errors"][0]["message"] == "GET /broken answered 500: database on fire"
+    assert body["errors"][0]["message"] == "GET /broken answered 500 INTERNAL SERVER ERROR: database on fire"
     status, body = call("rest.ping", {"connection": conn(api, pingPath="/nowhere")})
     assert "answered 404" in body["errors"][0]["message"]
 
@@ -142,7 +126,8 @@ def test_page_number_pagination(call, api):
         },
     }
     pages = export_all(call, o)
-    assert [len(p["data"]) for p in pages] == [10, 10, 3]
+    # The short page is not taken for the end: the empty page after it is.
+    assert [len(p["data"]) for p in pages] == [10, 10, 3, 0]
     assert [r["id"] for p in pages for r in p["data"]] == IDS
 
 
@@ -152,7 +137,7 @@ def test_offset_pagination(call, api):
         "configuration": {"path": "/items-offset", "pagination": {"type": "offset", "pageSize": 5}},
     }
     pages = export_all(call, o)
-    assert [r["id"] for p in pages for r in p["data"]] == IDS and len(pages) == 5
+    assert [r["id"] for p in pages for r in p["data"]] == IDS and len(pages) == 6
 
 
 def test_cursor_pagination(call, api):
@@ -222,7 +207,7 @@ def test_export_api_error_is_422_with_its_text(call, api):
     o = {"connection": conn(api, retries=0), "configuration": {"path": "/broken"}}
     status, body = call("rest.export", o)
     assert status == 422 and body["errors"] == [
-        {"code": "http_500", "message": "GET /broken answered 500: database on fire"}
+        {"code": "http_500", "message": "GET /broken answered 500 INTERNAL SERVER ERROR: database on fire"}
     ]
 
 
@@ -247,10 +232,15 @@ def test_create_maps_every_status_per_record(call, api):
         },
     )
     assert status == 200
-    assert [r["statusCode"] for r in results] == [200, 422, 401, 422, 200, 422]
-    assert results[1]["errors"] == [{"code": "http_422", "message": "name is required"}]
-    assert results[2]["errors"][0]["message"] == "403: not your tenant"
-    assert results[3]["errors"] == [{"code": "http_500", "message": "upstream exploded"}]
+    # A 403 on one record is that record's error: the connection stays online.
+    assert [r["statusCode"] for r in results] == [200, 422, 422, 422, 200, 422]
+    assert results[1]["errors"] == [
+        {"code": "http_422", "message": "POST /items answered 422 UNPROCESSABLE ENTITY: name is required"}
+    ]
+    assert results[2]["errors"][0]["message"] == "POST /items answered 403 FORBIDDEN: not your tenant"
+    assert results[3]["errors"] == [
+        {"code": "http_500", "message": "POST /items answered 500 INTERNAL SERVER ERROR: upstream exploded"}
+    ]
     assert {results[0]["id"], results[4]["id"]} == {"new-1", "new-2"}
 
 
@@ -265,7 +255,9 @@ def test_update_with_id_from_the_record(call, api):
         },
     )
     assert results[0] == {"statusCode": 200, "id": "a1"}
-    assert results[1]["statusCode"] == 422 and results[1]["errors"][0]["message"] == "no such item"
+    assert results[1]["statusCode"] == 422 and results[1]["errors"][0]["message"].endswith(
+        "404 NOT FOUND: no such item"
+    )
     assert results[2]["statusCode"] == 422 and "has no id" in results[2]["errors"][0]["message"]
     assert ("PATCH", "/items/a1?") in api.state["calls"]
 

@@ -1,8 +1,7 @@
 """The rest connector through a real gunicorn (gevent workers), over HTTP."""
 
 from api import TOKEN
-
-from gateway.testing import GatewayProcess
+from options import Gunicorn
 
 
 def test_cursor_export_and_import_over_http(api, tmp_path):
@@ -11,7 +10,7 @@ def test_cursor_export_and_import_over_http(api, tmp_path):
         "unencrypted": {"baseURI": api.url, "auth": {"type": "bearer"}},
         "encrypted": {"token": TOKEN},
     }
-    with GatewayProcess(tmp_path, env={"WRAPGATE_PLUGINS": "rest"}) as gateway:
+    with Gunicorn(tmp_path, env={"WRAPGATE_PLUGINS": "rest"}) as gateway:
         ids, state = [], None
         while True:
             page = gateway.call(
@@ -44,3 +43,37 @@ def test_cursor_export_and_import_over_http(api, tmp_path):
         # Concurrency within the page ran on gevent greenlets in the worker.
         assert api.state["max_in_flight"] == 4
         assert TOKEN not in gateway.log()
+
+
+def test_no_secret_reaches_the_log_even_at_debug(api, tmp_path):
+    """urllib3 logs every URL at DEBUG, an API key in the query with it; import
+    records go out from worker threads, which must carry the call's scrubber."""
+    from api import API_KEY, CLIENT_ID, CLIENT_SECRET
+
+    keyed = {
+        "_id": "k",
+        "unencrypted": {"baseURI": api.url, "auth": {"type": "apiKey", "queryParam": "key"}},
+        "encrypted": {"apiKey": API_KEY},
+    }
+    oauth = {
+        "_id": "o",
+        "unencrypted": {"baseURI": api.url, "auth": {"type": "oauth2", "tokenURL": f"{api.url}/oauth/token"}},
+        "encrypted": {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET},
+    }
+    env = {"WRAPGATE_PLUGINS": "rest", "WRAPGATE_LOG_LEVEL": "DEBUG"}
+    with Gunicorn(tmp_path, env=env) as gateway:
+        for connection in (keyed, oauth):
+            results = gateway.call(
+                "rest.import",
+                {
+                    "connection": connection,
+                    "postMapData": [{"name": "a"}, {"name": "b"}],
+                    "configuration": {"path": "/items", "idPath": "data.id"},
+                },
+            ).json()
+            assert [r["statusCode"] for r in results] == [200, 200]
+        log = gateway.log()
+    assert "/items" in log  # the requests were logged...
+    assert API_KEY not in log and CLIENT_SECRET not in log  # ...without their secrets
+    issued = [token for token in api.state["tokens"]]
+    assert issued and not any(token in log for token in issued)

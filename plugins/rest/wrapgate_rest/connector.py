@@ -9,27 +9,39 @@ Connection::
 Export configuration: ``{"path": "/customers", "recordsPath": "data",
 "pagination": {"type": "cursor", "cursorPath": "meta.next"}}``.
 Import configuration: ``{"method": "PATCH", "path": "/customers/{id}", "idField": "id"}``.
+The plugin's README lists every setting.
+
+Every request of a call goes through a :class:`~wrapgate_rest.client.Caller`:
+within the connection's concurrency level, 429 waited out within a bound,
+the answer classified by the status rules.
 """
 
 from __future__ import annotations
 
 import datetime
+import time
 import urllib.parse
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import requests
-
 from gateway import hookimpl
-from gateway.errors import ConnectionOffline, CredentialsRefused, record_result
+from gateway.errors import ConnectionOffline, CredentialsRefused, GatewayError
 from gateway.resources import PerConnection
 
 from . import schemas
-from .client import Api, ApiError, error_text, find
+from .client import Api, ApiError, Caller, RequestTimeout, describe, find, truthy
+from .imports import write
+from .inflight import level_of
+from .paging import following, request_for
 
 # One pooled session per distinct connection, at most 64.
 APIS = PerConnection(Api, dispose=lambda api: api.session.close(), capacity=64)
+
+
+class UnsupportedExport(GatewayError):
+    """integrator.io asked for an export type the configuration cannot serve."""
+
+    code = "unsupported_export_type"
 
 
 @hookimpl
@@ -42,30 +54,37 @@ def wrapgate_configuration_schema(function):
     return schemas.ImportConfiguration() if function == "import" else schemas.ExportConfiguration()
 
 
-@hookimpl
-def wrapgate_ping(unencrypted, encrypted):
+def caller(connection, unencrypted, encrypted, context, rules: Mapping[str, str]) -> Caller:
     api = APIS.get(unencrypted, encrypted)
-    response = api.request("GET", api.url(unencrypted["pingPath"]))
-    if response.status_code in (401, 403):
-        raise CredentialsRefused(
-            f"GET {unencrypted['pingPath']} answered {response.status_code}: {error_text(response)}"
-        )
-    if not response.ok:
+    key = (connection or {}).get("_id") or PerConnection.key(unencrypted, encrypted)
+    deadline = getattr(context, "deadline", 0.0) or time.monotonic() + 300
+    return Caller(api, str(key), level_of(connection, context), rules, deadline)
+
+
+@hookimpl
+def wrapgate_ping(connection, unencrypted, encrypted, context):
+    call = caller(connection, unencrypted, encrypted, context, {})
+    url = call.api.url(unencrypted["pingPath"])
+    try:
+        action, response = call.request("GET", url)
+    except RequestTimeout as exc:
+        raise ConnectionOffline(exc.message) from None
+    if action == "offline" or response.status_code in (401, 403):
+        raise CredentialsRefused(describe("GET", url, response))
+    if action not in ("success", "ignore"):
         # The connection does not work either way; say what the API said.
-        raise ConnectionOffline(
-            f"GET {unencrypted['pingPath']} answered {response.status_code}: {error_text(response)}"
-        )
+        raise ConnectionOffline(describe("GET", url, response))
 
 
 # -- export ------------------------------------------------------------------------------
 
 
 def _delta_value(milliseconds: Any, fmt: str) -> str:
-    moment = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, datetime.UTC)
     if fmt == "epoch_ms":
         return str(int(float(milliseconds)))
     if fmt == "epoch_s":
         return str(int(float(milliseconds) // 1000))
+    moment = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -78,97 +97,127 @@ def _records(body: Any, expression: str) -> list:
     return found
 
 
-@hookimpl
-def wrapgate_export(unencrypted, encrypted, configuration, type, delta, test, state):
-    api = APIS.get(unencrypted, encrypted)
-    paging = configuration["pagination"]
-    state = state if isinstance(state, dict) else {}
-    params: dict[str, Any] = dict(configuration["query"])
-    if type == "delta" and configuration.get("delta"):
-        params[configuration["delta"]["param"]] = _delta_value(
-            (delta or {}).get("lastExecutionTime", 0), configuration["delta"]["format"]
+def _refuse_unsupported(kind: str | None, configuration: Mapping[str, Any], once: Any) -> None:
+    """Every type integrator.io sends is served or refused: never silently all records."""
+    if kind in (None, "", "test"):
+        return
+    if kind == "delta" and not configuration["delta"]:
+        raise UnsupportedExport(
+            "type delta needs configuration.delta (the query parameter that takes the last run's time); "
+            "without it every run would export everything"
         )
-    url = api.url(configuration["path"])
-    kind, size = paging["type"], paging["pageSize"]
-    if kind == "page":
-        page = int(state.get("page", paging["startPage"]))
-        params.update({paging["pageParam"]: page, paging["sizeParam"]: size})
-    elif kind == "offset":
-        offset = int(state.get("offset", 0))
-        params.update({paging["offsetParam"]: offset, paging["limitParam"]: size})
-    elif kind == "cursor" and state.get("cursor"):
-        params[paging["cursorParam"]] = state["cursor"]
-    elif kind == "link" and state.get("url"):
-        url, params = state["url"], {}  # the API's own next link carries every parameter
-        if not api.same_origin(url):
-            raise ApiError(
-                400, "the next-page link points to another host; refusing to send credentials there"
+    if kind == "once":
+        if not configuration["once"]:
+            raise UnsupportedExport(
+                "type once needs configuration.once (the query that selects unexported records "
+                "and the request that marks one exported)"
             )
-    response = api.checked("GET", url, params=params)
+        if configuration["once"]["body"] is None and not (once or {}).get("booleanField"):
+            raise UnsupportedExport("type once needs once.booleanField or configuration.once.body")
+    elif kind not in ("delta",):
+        raise UnsupportedExport(f"export type {kind!r} is not supported")
+
+
+def _mark(call: Caller, configuration: Mapping[str, Any], once: Any, ids: list) -> list[dict]:
+    """Mark records exported (type once); the errors of those that failed."""
+    rule = configuration["once"]
+    body = rule["body"] if rule["body"] is not None else {once["booleanField"]: True}
+    errors = []
+    for record_id in ids:
+        url = call.api.url(rule["path"].replace("{id}", urllib.parse.quote(str(record_id), safe="")))
+        try:
+            action, response = call.request(rule["method"], url, body=body)
+        except (ConnectionOffline, CredentialsRefused):
+            raise
+        except GatewayError as exc:
+            errors.append(
+                {"code": exc.code, "message": f"record {record_id} not marked exported: {exc.message}"}
+            )
+            continue
+        if action == "offline":
+            raise CredentialsRefused(describe(rule["method"], url, response))
+        if action == "fail":
+            errors.append(
+                {
+                    "code": f"http_{response.status_code}",
+                    "message": f"record {record_id} not marked exported: "
+                    + describe(rule["method"], url, response),
+                }
+            )
+    return errors
+
+
+@hookimpl
+def wrapgate_export(
+    connection, unencrypted, encrypted, configuration, type, delta, once, test, state, context
+):
+    _refuse_unsupported(type, configuration, once)
+    call = caller(connection, unencrypted, encrypted, context, configuration["statusRules"])
+    state = state if isinstance(state, dict) else {}
+    errors: list[dict] = []
+    if type == "once" and state.get("mark"):
+        # integrator.io asks for the next page only once it holds this one: marking
+        # now loses nothing if a page never arrives (it is exported again instead).
+        errors = _mark(call, configuration, once, state["mark"])
+    if type == "once" and state.get("done"):
+        return {"data": [], "lastPage": True, **({"errors": errors} if errors else {})}
+    params: dict[str, Any] = dict(configuration["query"])
+    if type == "delta":
+        params[configuration["delta"]["param"]] = _delta_value(
+            (delta or {}).get("lastExecutionTime") or 0, configuration["delta"]["format"]
+        )
+    position = dict(state)
+    if type == "once":
+        params.update(configuration["once"]["query"])
+        # Marked records leave the selection: the next page starts where the unmarked ones are.
+        if configuration["pagination"]["type"] == "offset":
+            position["offset"] = int(state.get("offset", 0)) + len(errors)
+    url, params, body = request_for(call.api, configuration, position, params)
+    method = configuration["method"]
+    action, response = call.request(method, url, params=params, body=body)
+    if action == "offline":
+        raise CredentialsRefused(describe(method, url, response))
+    if action == "fail":
+        raise ApiError(response.status_code, describe(method, url, response))
+    if action == "ignore":
+        return {"data": [], "lastPage": True}
     try:
-        body = response.json()
+        page = response.json()
     except ValueError:
-        raise ApiError(response.status_code, f"GET {configuration['path']} did not answer JSON") from None
-    data = _records(body, configuration["recordsPath"])
+        raise ApiError(
+            response.status_code, f"{method} {configuration['path']} did not answer JSON"
+        ) from None
+    raw = _records(page, configuration["recordsPath"])
+    data = raw
+    if configuration["recordFilter"]:
+        data = [record for record in raw if truthy(find(record, configuration["recordFilter"]))]
     if type == "test":
         limit = int((test or {}).get("limit") or len(data) or 1)
         return {"data": data[:limit], "lastPage": True}
-    next_state: dict[str, Any] | None = None
-    if kind == "page" and len(data) >= size:
-        next_state = {"page": page + 1}
-    elif kind == "offset" and len(data) >= size:
-        next_state = {"offset": offset + len(data)}
-    elif kind == "cursor":
-        cursor = find(body, paging["cursorPath"])
-        if cursor not in (None, "", False):
-            next_state = {"cursor": cursor}
-    elif kind == "link":
-        following = response.links.get("next", {}).get("url")
-        if following:
-            next_state = {"url": urllib.parse.urljoin(response.url, following)}
-    result = {"data": data, "lastPage": next_state is None}
+    next_state = following(call.api, configuration, position, response, page, len(raw))
+    if type == "once":
+        id_field = configuration["idField"]
+        ids = [r[id_field] for r in raw if isinstance(r, dict) and r.get(id_field) is not None]
+        if len(ids) < len(raw):
+            errors.append({"code": "missing_id", "message": f"records without {id_field} cannot be marked"})
+        if ids:
+            if configuration["pagination"]["type"] == "offset" and next_state is not None:
+                next_state["offset"] = position.get("offset", 0)
+            next_state = {**(next_state or {"done": True}), "mark": ids}
+    result: dict[str, Any] = {"data": data, "lastPage": next_state is None}
     if next_state is not None:
         result["state"] = next_state
+    if errors:
+        result["errors"] = errors
     return result
 
 
 # -- import -------------------------------------------------------------------------------
 
 
-def _one(api, configuration: Mapping[str, Any], record: Any) -> dict:
-    if not isinstance(record, dict):
-        return record_result(ValueError("a record must be a JSON object"))
-    path = configuration["path"]
-    record_id = record.get(configuration["idField"])
-    if "{id}" in path:
-        if record_id in (None, ""):
-            return record_result(ValueError(f"the record has no {configuration['idField']} for {path}"))
-        path = path.replace("{id}", urllib.parse.quote(str(record_id), safe=""))
-    try:
-        response = api.request(configuration["method"], api.url(path), body=record)
-    except ConnectionOffline as exc:
-        return record_result(exc)
-    if response.status_code in (401, 403):
-        return record_result(CredentialsRefused(f"{response.status_code}: {error_text(response)}"))
-    if response.status_code >= 400:
-        return record_result(ApiError(response.status_code, error_text(response)))
-    found = None
-    try:
-        found = find(response.json(), configuration["idPath"])
-    except (ValueError, requests.JSONDecodeError):
-        pass  # 204 No Content and friends: the record's own id stands
-    found = found if found is not None else record_id
-    entry: dict[str, Any] = {"statusCode": 200}
-    if found is not None:
-        entry["id"] = str(found)
-    return entry
-
-
 @hookimpl
-def wrapgate_import(unencrypted, encrypted, configuration, postMapData):
-    api = APIS.get(unencrypted, encrypted)
+def wrapgate_import(connection, unencrypted, encrypted, configuration, postMapData, context):
     if not postMapData:
         return []
-    # Records go out concurrently, at most `concurrency` at once; results keep their order.
-    with ThreadPoolExecutor(max_workers=min(configuration["concurrency"], len(postMapData))) as pool:
-        return list(pool.map(lambda record: _one(api, configuration, record), postMapData))
+    call = caller(connection, unencrypted, encrypted, context, configuration["statusRules"])
+    return write(call, configuration, postMapData)
