@@ -34,6 +34,9 @@ from .imports import write
 from .inflight import level_of
 from .paging import following, request_for
 
+#: The plugin contract this connector is written against (gateway.CONTRACT_VERSION).
+WRAPGATE_CONTRACT = 1
+
 # One pooled session per distinct connection, at most 64.
 APIS = PerConnection(Api, dispose=lambda api: api.session.close(), capacity=64)
 

@@ -27,6 +27,9 @@ from .imports import ConfigurationProblem, import_batch
 from .session import session
 
 # At most 64 engines; the least recently used is disposed (its pooled connections closed).
+#: The plugin contract this connector is written against (gateway.CONTRACT_VERSION).
+WRAPGATE_CONTRACT = 1
+
 ENGINES = PerConnection(create_engine, dispose=lambda engine: engine.dispose(), capacity=64)
 
 
