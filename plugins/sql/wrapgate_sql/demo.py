@@ -18,6 +18,12 @@ CITIES = ["Springfield", "Riverside", "Fairview", "Madison", "Georgetown"]
 def create(path: str, rows: int = 250) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(f"sqlite:///{path}")
+    populate(engine, rows)
+    engine.dispose()
+
+
+def populate(engine: sa.Engine, rows: int = 250) -> None:
+    """The demo's ``customers`` table, made anew in any database SQLAlchemy speaks."""
     meta = sa.MetaData()
     customers = sa.Table(
         "customers",
