@@ -87,7 +87,11 @@ def test_a_call_that_ends_with_an_exit_is_answered_logged_and_counted(start, do,
     with requests.Session() as keep_alive:  # the client that used to hang
         answer = keep_alive.post(
             server.url + "/function",
-            json={"diy": True, "function": "faulty.ping", "options": {"connection": {"unencrypted": {"do": do}}}},
+            json={
+                "diy": True,
+                "function": "faulty.ping",
+                "options": {"connection": {"unencrypted": {"do": do}}},
+            },
             headers={"Authorization": f"Bearer {server.token}"},
             timeout=15,
         )
