@@ -70,6 +70,10 @@ class Settings:
     drain_delay: float = 0.0
     #: idle keep-alive seconds, above load balancers' idle timeouts
     keepalive: float = 620.0
+    #: seconds from a request's first byte (or its connection's accept) to its complete headers
+    header_timeout: float = 15.0
+    #: longest pause, in seconds, between two reads of a request body
+    body_timeout: float = 30.0
     forwarded_allow_ips: str = "127.0.0.1"
     #: a worker serves this many requests (plus up to max_requests_jitter), then is replaced; 0: never
     max_requests: int = 100_000
@@ -158,6 +162,8 @@ ENVIRONMENT = {
     ),
     "WRAPGATE_DRAIN_DELAY": ("drain_delay", lambda n, v: _number(n, v, float, 0)),
     "WRAPGATE_KEEPALIVE": ("keepalive", lambda n, v: _number(n, v, float, 0)),
+    "WRAPGATE_HEADER_TIMEOUT": ("header_timeout", lambda n, v: _number(n, v, float, 0.1)),
+    "WRAPGATE_BODY_TIMEOUT": ("body_timeout", lambda n, v: _number(n, v, float, 0.1)),
     "WRAPGATE_FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", lambda n, v: v.strip()),
     "WRAPGATE_MAX_REQUESTS": ("max_requests", lambda n, v: _number(n, v, int, 0)),
     "WRAPGATE_MAX_REQUESTS_JITTER": ("max_requests_jitter", lambda n, v: _number(n, v, int, 0)),

@@ -34,10 +34,13 @@ import sys
 from typing import Any, NoReturn
 
 import gevent
+import greenlet
+from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
-from . import deadline
+from . import connections, deadline
 
+MiB = 1024 * 1024
 #: gunicorn's master halts on these worker exit statuses (WORKER_BOOT_ERROR, APP_LOAD_ERROR).
 HALTING_STATUSES = (3, 4)
 #: The exit status of a worker that a plugin tried to end with a halting one.
@@ -46,6 +49,12 @@ PLUGIN_EXIT_STATUS = 1
 CHECK_INTERVAL = 1.0
 #: An abandoned call still running this long after its deadline gets its worker replaced.
 RUNAWAY_GRACE = 30.0
+#: Past this share of worker_connections open, idle keep-alive connections are closed.
+BUSY_SHARE = 0.75
+#: Past this share, a new connection is answered 503 at once (before the worker is full).
+SHED_SHARE = 0.9
+#: Seconds an idle keep-alive connection waits for its next request while the worker is busy.
+BUSY_KEEPALIVE = 1.0
 
 
 class ExitRefused(Exception):
@@ -65,22 +74,42 @@ def _rss_mib() -> float:
 
 
 class _IdleWait:
-    """The wait for a keep-alive connection's next request, which a drain may end."""
+    """The wait for a connection's next request headers, which a drain may end.
 
-    __slots__ = ("greenlet", "timer", "worker")
+    A new connection's first request gets ``header_timeout``; a keep-alive
+    connection waits ``keepalive`` for its next one (:data:`BUSY_KEEPALIVE`
+    while the worker is busy), then its headers get ``header_timeout`` from
+    their first byte (:class:`gateway.connections.Connection`).
+    """
+
+    __slots__ = ("connection", "greenlet", "timer", "worker")
 
     def __init__(self, worker: WrapgateWorker):
         self.worker = worker
+        self.greenlet = gevent.getcurrent()
+        self.connection = worker.connections.get(self.greenlet)
+        if self.connection is not None and not self.connection.served:
+            seconds = self.connection.header_timeout
+        elif worker.busy():
+            seconds = min(BUSY_KEEPALIVE, worker.cfg.keepalive)
+        else:
+            seconds = worker.cfg.keepalive
         # `False`: when it fires, the context ends quietly and gunicorn closes the connection.
-        self.timer = gevent.Timeout(worker.cfg.keepalive, False)
+        self.timer = gevent.Timeout(seconds, False)
 
     def __enter__(self):
-        self.greenlet = gevent.getcurrent()
         self.worker.idle[self.greenlet] = self.timer
+        if self.connection is not None:
+            self.connection.waiting(self.timer)
         return self.timer.__enter__()
 
     def __exit__(self, *exc):
         self.worker.idle.pop(self.greenlet, None)
+        if self.connection is not None:
+            if exc[0] is None:
+                self.connection.headers_read()
+            else:
+                self.connection.wait_ended()
         return self.timer.__exit__(*exc)
 
 
@@ -88,7 +117,65 @@ class WrapgateWorker(GeventWorker):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.idle: dict = {}
+        self.connections: dict[Any, connections.Connection] = {}
         self._draining = False
+        self._busy_mark = max(1, int(self.worker_connections * BUSY_SHARE))
+        self._shed_mark = max(1, int(self.worker_connections * SHED_SHARE))
+
+    def busy(self) -> bool:
+        return len(self.connections) > self._busy_mark
+
+    # -- one client connection -------------------------------------------------
+
+    def handle(self, listener, client, addr):
+        settings = self._settings()
+        if settings is None:  # not the gateway's app: gunicorn's own handling
+            return super().handle(listener, client, addr)
+        if len(self.connections) >= self._shed_mark:
+            self._shed(client)
+            return None
+        greenlet = gevent.getcurrent()
+        connection = connections.Connection(
+            client, settings.header_timeout, settings.body_timeout, 2 * settings.max_body_bytes + MiB
+        )
+        self.connections[greenlet] = connection
+        try:
+            if self.busy():
+                self._close_idle()
+            return super().handle(listener, connection, addr)
+        finally:
+            self.connections.pop(greenlet, None)
+
+    def _shed(self, client) -> None:
+        self.log.warning(
+            "worker %s holds %s connections (of %s): answering a new one 503 overloaded",
+            self.pid,
+            len(self.connections),
+            self.worker_connections,
+        )
+        try:
+            client.setblocking(1)
+            client.sendall(connections.overloaded_page(retry_after=1))
+        except OSError:
+            pass
+        util.close_graceful(client, timeout=1.0)
+
+    def _close_idle(self) -> None:
+        """Close keep-alive connections waiting for a next request (not those mid-headers)."""
+        for waiting, timer in list(self.idle.items()):
+            connection = self.connections.get(waiting)
+            if connection is not None and connection.served and connection.phase == connections.IDLE:
+                waiting.kill(timer, block=False)
+
+    def handle_error(self, req, client, addr, exc):
+        # gunicorn writes an HTML page for a request it cannot parse: write it as JSON instead.
+        page = connections.capture(client)
+        super().handle_error(req, page, addr, exc)
+        answer = connections.json_error_page(page.written, exc) or page.written
+        try:
+            util.write_nonblock(client, answer)
+        except Exception:  # noqa: BLE001 - the client may be gone; nothing is owed to it
+            self.log.debug("failed to send an error page")
 
     def _settings(self) -> Any:
         state = getattr(self.wsgi, "extensions", {}).get("wrapgate")
@@ -99,6 +186,9 @@ class WrapgateWorker(GeventWorker):
 
     def run(self) -> None:
         _guard_exit(self.log)
+        self._main = gevent.getcurrent()
+        hub = gevent.get_hub()
+        hub.handle_error = self._greenlet_error(hub.handle_error)
         gevent.spawn(self._watch)
         try:
             super().run()
@@ -113,6 +203,34 @@ class WrapgateWorker(GeventWorker):
                 )
                 raise SystemExit(PLUGIN_EXIT_STATUS) from None
             raise
+
+    def _greenlet_error(self, handle_error: Any) -> Any:
+        # gevent raises a greenlet's SystemExit in the main greenlet, which ends the
+        # worker and every call on it: a plugin's sys.exit() in a greenlet it spawned
+        # is logged instead, and the worker serves on.
+        def handle(context: Any, kind: Any, value: Any, tb: Any) -> None:
+            if (
+                isinstance(context, greenlet.greenlet)
+                and isinstance(kind, type)
+                and issubclass(kind, SystemExit)
+            ):
+                if self.alive:
+                    self.log.error(
+                        "worker %s: a greenlet called sys.exit(%s); ignored, the worker serves on",
+                        self.pid,
+                        getattr(value, "code", None),
+                    )
+                return
+            handle_error(context, kind, value, tb)
+
+        return handle
+
+    def handle_quit(self, sig, frame):
+        # gunicorn's quick stop raises SystemExit in a greenlet, which no longer ends
+        # the worker (see _greenlet_error): end the main greenlet ourselves.
+        self.alive = False
+        self.cfg.worker_int(self)
+        gevent.get_hub().loop.run_callback(self._main.throw, SystemExit(0))
 
     def _watch(self) -> None:
         settings = self._settings()
@@ -170,9 +288,9 @@ class WrapgateWorker(GeventWorker):
 
     def _stop_accepting(self) -> None:
         self.alive = False  # the run loop stops accepting; responses now close their connections
-        for greenlet, timer in list(self.idle.items()):
+        for waiting, timer in list(self.idle.items()):
             # Raising a Timeout(…, False) inside its own context ends it as if it expired.
-            greenlet.kill(timer, block=False)
+            waiting.kill(timer, block=False)
 
 
 def _guard_exit(log: Any) -> None:

@@ -104,11 +104,20 @@ def test_a_call_that_ends_with_an_exit_is_answered_logged_and_counted(start, do,
     assert boots(server) == 1
 
 
-def test_a_halting_exit_status_from_a_plugin_greenlet_does_not_halt_the_server(start):
+def test_sys_exit_in_a_plugin_greenlet_is_logged_and_the_worker_serves_on(start):
     server = start({"WRAPGATE_PLUGINS": "faulty"})
     first = ping(server).json()["pid"]
-    ping(server, do="greenlet_exit")
-    # The worker ends (status 1, not gunicorn's boot-failure 4); the master starts another.
+    assert ping(server, do="greenlet_exit").status_code == 200
+    wait_until(lambda: "a greenlet called sys.exit(4)" in server.log(), 10, 0.1, "the log line")
+    assert ping(server).json()["pid"] == first
+    assert boots(server) == 1
+
+
+def test_os_exit_with_a_halting_status_from_a_plugin_greenlet_does_not_halt_the_server(start):
+    server = start({"WRAPGATE_PLUGINS": "faulty"})
+    first = ping(server).json()["pid"]
+    assert ping(server, do="greenlet_os_exit").status_code == 200
+    # The worker ends (status 1, not gunicorn's boot-failure 3); the master starts another.
     second = wait_until(lambda: _pid_if_new(server, first), 30, 0.2, "a new worker")
     assert second != first
     assert server.proc.poll() is None

@@ -51,8 +51,11 @@ def wrapgate_ping(unencrypted):
     elif do == "interrupt":
         raise KeyboardInterrupt
     elif do == "greenlet_exit":
-        # A greenlet on the worker's loop that ends the process with a halting status.
+        # A greenlet on the worker's loop that raises SystemExit with a halting status.
         _worker_hub.loop.run_callback_threadsafe(gevent.spawn, sys.exit, 4)
+    elif do == "greenlet_os_exit":
+        # A greenlet on the worker's loop that ends the process with a halting status.
+        _worker_hub.loop.run_callback_threadsafe(gevent.spawn_later, 0.2, os._exit, 3)
     elif do == "hoard":
         _hoard.append(bytearray(int(unencrypted.get("mib", 64)) * 1024 * 1024))
         return {"statusCode": 200, "pid": os.getpid()}
