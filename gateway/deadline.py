@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,10 @@ POOL_SIZE = 2000
 _local = threading.local()
 _abandoned: dict[int, tuple[str, float]] = {}  # call number -> (what, deadline)
 _numbers = itertools.count()
+# A deadline's error -> how to act once its abandoned call ends (see after_abandoned).
+_later: weakref.WeakKeyDictionary[BaseException, Callable[[Callable[[], None]], None]] = (
+    weakref.WeakKeyDictionary()
+)
 _pool: Any = None
 _pool_pid = 0
 
@@ -83,14 +88,16 @@ def call_with_deadline(fn: Callable[[], Any], seconds: float, what: str) -> Any:
             _abandoned.pop(number, None)
 
     if _gevent_patched():
-        finished = _wait_gevent(run, seconds)
+        later = _wait_gevent(run, seconds)
     else:
-        finished = _wait_thread(run, seconds, what)
-    if not finished:
+        later = _wait_thread(run, seconds, what)
+    if later is not None:
         _abandoned[number] = (what, deadline)
         if "value" in outcome or "error" in outcome:  # it ended as the wait did
             _abandoned.pop(number, None)
-        raise DeadlineExceeded(f"{what} did not finish within {seconds:g} seconds.")
+        error = DeadlineExceeded(f"{what} did not finish within {seconds:g} seconds.")
+        _later[error] = later
+        raise error
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -102,22 +109,62 @@ def _gevent_patched() -> bool:
     return sys.modules["gevent.monkey"].is_module_patched("socket")
 
 
-def _wait_gevent(run: Callable[[], None], seconds: float) -> bool:
+def after_abandoned(error: BaseException, action: Callable[[], None]) -> bool:
+    """Run ``action`` once the call that ``error`` abandoned at its deadline really ends
+    (the limiter keeps the call's slot until then: the external system still sees it).
+    False, and nothing done, when ``error`` is no such abandonment."""
+    later = _later.pop(error, None)
+    if later is None:
+        return False
+    later(action)
+    return True
+
+
+Later = Callable[[Callable[[], None]], None]
+
+
+def _wait_gevent(run: Callable[[], None], seconds: float) -> Later | None:
+    """None when ``run`` finished within ``seconds``; else how to act once it does."""
     import gevent
     from gevent.threadpool import ThreadPool
 
     global _pool, _pool_pid
     if _pool is None or _pool_pid != os.getpid():  # a forked worker needs threads of its own
         _pool, _pool_pid = ThreadPool(POOL_SIZE), os.getpid()
+    result = None
     # The timer covers a wait for a free thread as well as the call itself.
     with gevent.Timeout(seconds, False):
-        _pool.spawn(run).get()
-        return True
-    return False
+        result = _pool.spawn(run)
+        result.get()
+        return None
+    if result is None:  # never started: nothing to wait for
+        return lambda action: action()
+
+    # Greenlets of the worker's own loop: actions touch its sockets, never a pool thread.
+    def later(action: Callable[[], None]) -> None:
+        gevent.spawn(_after, result, action)
+
+    return later
 
 
-def _wait_thread(run: Callable[[], None], seconds: float, what: str) -> bool:
+def _after(result: Any, action: Callable[[], None]) -> None:
+    result.wait()
+    action()
+
+
+def _wait_thread(run: Callable[[], None], seconds: float, what: str) -> Later | None:
     worker = threading.Thread(target=run, name=f"call {what}", daemon=True)
     worker.start()
     worker.join(seconds)
-    return not worker.is_alive()
+    if not worker.is_alive():
+        return None
+
+    def later(action: Callable[[], None]) -> None:
+        threading.Thread(target=_join_then, args=(worker, action), daemon=True).start()
+
+    return later
+
+
+def _join_then(worker: threading.Thread, action: Callable[[], None]) -> None:
+    worker.join()
+    action()

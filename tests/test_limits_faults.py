@@ -125,3 +125,17 @@ def test_redis_restarted_empty_gets_running_leases_back_within_a_third_of_a_leas
         assert "asserted again" in server.log()
     finally:
         redis.stop()
+
+
+def test_a_call_answered_504_keeps_its_slot_until_the_plugin_really_ends(start_gateway, probe_dir):
+    # The caller gets its 504 at the deadline, but the plugin's call still runs on its
+    # thread: the external system would see two calls of a level-1 connection at once.
+    env = limited_env(probe_dir, WRAPGATE_CALL_TIMEOUT=1, WRAPGATE_LIMIT_WAIT=10)
+    server = start_gateway(env, workers=1)
+    began = time.monotonic()
+    first = export_call(server.url, "conn-late", 3, level=1)
+    assert first.status_code == 504 and time.monotonic() - began < 1 + 4
+    second = export_call(server.url, "conn-late", 0, level=1)
+    assert second.status_code == 200, second.text
+    assert time.monotonic() - began > 2.5  # it waited for the abandoned call's end
+    assert probe(probe_dir, "conn-late")["max"] == 1

@@ -31,8 +31,15 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from .. import deadline
 from ..config import MAX_LEVEL, Settings
-from ..errors import ConcurrencyLimitExceeded, GatewayError, InvalidRequest, LimiterUnavailable
+from ..errors import (
+    ConcurrencyLimitExceeded,
+    DeadlineExceeded,
+    GatewayError,
+    InvalidRequest,
+    LimiterUnavailable,
+)
 
 log = logging.getLogger("gateway.limits")
 
@@ -106,11 +113,21 @@ class Limiter:
             level = self.level(key, options)
             lease = self._acquire(backend, key, level)
             self._notify("running", key, 1)
-            try:
-                yield
-            finally:
+
+            def finish() -> None:
                 self._notify("running", key, -1)
                 lease.release()
+
+            later = False
+            try:
+                yield
+            except DeadlineExceeded as exc:
+                # Answered 504, but the plugin's call still runs: it keeps its slot until it ends.
+                later = deadline.after_abandoned(exc, finish)
+                raise
+            finally:
+                if not later:
+                    finish()
         finally:
             self._in_flight.release()
 
