@@ -53,7 +53,9 @@ class Settings:
     redis_url: str | None = None
     limiter_failure: str = "closed"  # closed (503) | local (count in-process, loudly)
     lease_seconds: float = 30.0
-    max_in_flight: int = 1000  # per worker, every call counted
+    #: calls one worker runs at once (503 past it); None: 4/5 of worker_connections, so it fires
+    #: before the worker's connections are full
+    max_in_flight: int | None = None
     # -- operations --
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
@@ -83,6 +85,11 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def in_flight_cap(self) -> int:
+        """Calls one worker runs at once before answering 503 ``overloaded``."""
+        return self.max_in_flight or max(1, self.worker_connections * 4 // 5)
 
     @property
     def worker_timeout(self) -> int:

@@ -57,8 +57,9 @@ worker_class = settings.worker_class
 # One worker per core the container may use: serialising large pages is CPU work,
 # more processes than cores only adds memory. WRAPGATE_WORKERS (or WEB_CONCURRENCY) overrides.
 workers = settings.workers or _cores()
-# Greenlets (simultaneous calls) per worker; the gateway's own in-flight cap
-# (WRAPGATE_MAX_IN_FLIGHT) answers 503 before this queue would form.
+# Connections (greenlets) per worker. Below it the gateway answers 503 first: calls
+# past WRAPGATE_MAX_IN_FLIGHT (4/5 of it), new connections past 9/10 (gateway.worker),
+# so that a full worker never leaves connections queued unanswered in the backlog.
 worker_connections = settings.worker_connections
 # Plugins load in each worker after gevent has patched the standard library.
 preload_app = False

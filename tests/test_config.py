@@ -119,3 +119,9 @@ def test_every_variable_is_a_setting_and_is_in_the_readme():
     for variable, (setting, _) in config.ENVIRONMENT.items():
         assert setting in fields, variable
         assert f"| `{variable}` |" in readme, f"{variable} is missing from the README's configuration table"
+
+
+def test_the_in_flight_cap_sits_below_the_worker_connections_so_it_can_fire():
+    settings = config.load({"WRAPGATE_WORKER_CONNECTIONS": "1000"}, require_token=False)
+    assert settings.in_flight_cap == 800 < settings.worker_connections
+    assert config.load({"WRAPGATE_MAX_IN_FLIGHT": "5"}, require_token=False).in_flight_cap == 5

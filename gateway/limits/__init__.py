@@ -72,7 +72,7 @@ class Limiter:
         self.settings = settings
         self.backend = backend
         self.fallback = fallback
-        self._in_flight = threading.BoundedSemaphore(settings.max_in_flight)
+        self._in_flight = threading.BoundedSemaphore(settings.in_flight_cap)
         self._capped: set[str] = set()
         self._observers: list[Any] = []
 
@@ -102,7 +102,7 @@ class Limiter:
     def __call__(self, context: Any, options: Mapping[str, Any]) -> Iterator[None]:
         if not self._in_flight.acquire(blocking=False):
             raise Overloaded(
-                f"This gateway worker already runs {self.settings.max_in_flight} calls; retry shortly.",
+                f"This gateway worker already runs {self.settings.in_flight_cap} calls; retry shortly.",
                 headers={"Retry-After": "1"},
             )
         try:
