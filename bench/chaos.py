@@ -188,9 +188,12 @@ def main():
             print(json.dumps(row), flush=True)
     finally:
         redis.stop()
-    print("\n| fault | answered | lost | over-level | statuses |\n|---|---|---|---|---|")
+    print("\n| fault | answered | lost | over-level | killed inside | statuses |\n|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['fault']} | {r['answered']} | {r['lost']} | {r['over_level']} | {r['statuses']} |")
+        print(
+            f"| {r['fault']} | {r['answered']} | {r['lost']} | {r['over_level']} | {r['killed_inside']} "
+            f"| {r['statuses']} |"
+        )
     subprocess.run(["rm", "-rf", str(folder)], check=False)
 
 
