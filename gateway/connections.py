@@ -16,8 +16,9 @@ it. :class:`Connection` wraps the client socket and keeps, after nginx's
 * an idle keep-alive wait of ``keepalive`` seconds, which the worker cuts
   short when it is busy (:mod:`gateway.worker`).
 
-A body that times out answers 408 ``request_timeout`` and closes the
-connection. Closing lingers (gunicorn's ``close_graceful``: write side shut,
+A body that times out answers 408 ``request_timeout``, one cut short (the
+client half-closed before its ``Content-Length`` or last chunk) 400
+``bad_request``; either closes the connection. Closing lingers (gunicorn's ``close_graceful``: write side shut,
 unread request bytes drained for a bounded time) so that a client that writes
 its whole body before reading still reads a 413 instead of a reset.
 :func:`json_error_page` turns gunicorn's own HTML error pages (400, 414,
@@ -32,7 +33,7 @@ from typing import Any
 
 import gevent
 from gunicorn import util
-from werkzeug.exceptions import RequestTimeout
+from werkzeug.exceptions import BadRequest, RequestTimeout
 
 from . import serialize
 
@@ -106,6 +107,10 @@ class Connection:
                 f"The request body did not arrive in time (a pause over {self.body_timeout:g} s, "
                 f"or under {MIN_BODY_RATE} bytes a second)."
             )
+        if not data:
+            # Only a body still owed is read here: the client stopped sending before its end.
+            self.phase = CLOSED
+            raise BadRequest("The request body ended before its declared length (or its last chunk).")
         self._body_bytes += len(data)
         return data
 

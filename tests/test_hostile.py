@@ -194,3 +194,32 @@ def test_a_client_that_writes_its_whole_body_first_reads_its_413(start_gateway):
     sock.close()
     assert response.startswith(b"HTTP/1.1 413"), response[:300]
     assert b"request_entity_too_large" in response or b"too_large" in response
+
+
+def test_a_body_shorter_than_its_length_is_refused_not_processed(start_gateway):
+    server = start_gateway(SMALL, workers=1)
+    sock = raw(server)
+    sock.sendall(
+        b"POST /function HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\nContent-Length: 500\r\n\r\n".encode()
+        + PING
+    )
+    sock.shutdown(socket.SHUT_WR)  # half-close: the rest of the body never comes
+    response = read_response(sock)
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 400"), response[:300]
+    assert b'"code":"bad_request"' in response
+
+
+def test_a_huge_chunk_size_does_not_hang_the_connection(start_gateway):
+    server = start_gateway(SMALL, workers=1)
+    sock = raw(server)
+    sock.sendall(
+        b"POST /function HTTP/1.1\r\nHost: gateway\r\nTransfer-Encoding: chunked\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\n\r\nffffffffff\r\n{{}}".encode()
+    )
+    began = time.monotonic()
+    response = read_response(sock, 20)
+    sock.close()
+    assert response.startswith(b"HTTP/1.1 408"), response[:300]
+    assert time.monotonic() - began < 2 + 8
