@@ -48,24 +48,14 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: one per core).")
-def serve(host: str, port: int, workers: int | None) -> None:
-    """Run the gateway under gunicorn, with every installed connector."""
-    settings = _settings()
-    registry = _registry(settings)
-    connectors = registry.describe()
-    if not connectors:
-        click.echo(
-            "No connector is installed: the gateway starts, but every call answers "
-            "invalid_function.\nAdd one with `pip install <package>` (or `pip install "
-            "./plugins/sql` from a checkout) and start again.",
-            err=True,
-        )
-    for connector in connectors:
-        state = "ok" if connector["loaded"] else f"FAILED: {connector['error']}"
-        click.echo(f"connector {connector['name']}: {state}", err=True)
-    from .server import run
+@click.option("--reload", is_flag=True, help="Restart workers when a source file changes (development only).")
+def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
+    """Run the gateway under gunicorn, exactly as production runs it, with every installed connector."""
+    _settings()  # a missing token or a bad file is refused here, in plain words
+    from .server import run, summary
 
-    run(bind=f"{host}:{port}", workers=workers)
+    click.echo(summary(), err=True)
+    run(bind=f"{host}:{port}", workers=workers, reload=reload)
 
 
 @main.command()

@@ -53,7 +53,9 @@ class Settings:
     redis_url: str | None = None
     limiter_failure: str = "closed"  # closed (503) | local (count in-process, loudly)
     lease_seconds: float = 30.0
-    max_in_flight: int = 1000  # per worker, every call counted
+    #: calls one worker runs at once (503 past it); None: 4/5 of worker_connections, so it fires
+    #: before the worker's connections are full
+    max_in_flight: int | None = None
     # -- operations --
     log_level: str = "INFO"
     log_format: str = "json"  # json | console
@@ -66,9 +68,47 @@ class Settings:
     failed_token_limit: int = 300
     #: Proxies whose X-Forwarded-For names the client (addresses, networks or "*").
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+    # -- the server (gunicorn derives its settings from these: gateway.gunicorn_conf) --
+    bind: str = "0.0.0.0:8000"
+    #: worker processes; None: one per core the container may use (or WEB_CONCURRENCY)
+    workers: int | None = None
+    worker_class: str = "gateway.worker.WrapgateWorker"
+    worker_connections: int = 1000
+    #: seconds in-flight calls get after SIGTERM; None: call_timeout + 10
+    graceful_timeout: float | None = None
+    #: seconds a worker keeps serving after SIGTERM (readyz 503) before it stops accepting
+    drain_delay: float = 0.0
+    #: idle keep-alive seconds, above load balancers' idle timeouts
+    keepalive: float = 620.0
+    #: seconds from a request's first byte (or its connection's accept) to its complete headers
+    header_timeout: float = 15.0
+    #: longest pause, in seconds, between two reads of a request body
+    body_timeout: float = 30.0
+    #: a worker serves this many requests (plus up to max_requests_jitter), then is replaced; 0: never
+    max_requests: int = 100_000
+    max_requests_jitter: int = 10_000
+    #: a worker whose resident memory passes this many MiB is replaced once its calls finish; 0: never
+    max_worker_memory: int = 1024
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def in_flight_cap(self) -> int:
+        """Calls one worker runs at once before answering 503 ``overloaded``."""
+        return self.max_in_flight or max(1, self.worker_connections * 4 // 5)
+
+    @property
+    def worker_timeout(self) -> int:
+        """Seconds gunicorn's master lets a worker's heartbeat stop: above the deadline."""
+        return int(self.call_timeout) + 30
+
+    @property
+    def graceful_seconds(self) -> int:
+        """Seconds a deploy gives in-flight calls: above the deadline unless set."""
+        if self.graceful_timeout is not None:
+            return int(self.graceful_timeout)
+        return int(self.call_timeout) + 10
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -130,6 +170,27 @@ ENVIRONMENT = {
     "WRAPGATE_METRICS_CONNECTIONS": ("metrics_connections", lambda n, v: _number(n, v, int, 0)),
     "WRAPGATE_FAILED_TOKEN_LIMIT": ("failed_token_limit", lambda n, v: _number(n, v, int, 0)),
     "WRAPGATE_FORWARDED_ALLOW_IPS": ("forwarded_allow_ips", lambda n, v: _split(v)),
+    "WRAPGATE_BIND": ("bind", lambda n, v: v.strip()),
+    "WRAPGATE_WORKERS": ("workers", lambda n, v: _number(n, v, int, 1) if v.strip() else None),
+    "WRAPGATE_WORKER_CLASS": ("worker_class", lambda n, v: v.strip()),
+    "WRAPGATE_WORKER_CONNECTIONS": ("worker_connections", lambda n, v: _number(n, v, int, 1)),
+    "WRAPGATE_GRACEFUL_TIMEOUT": (
+        "graceful_timeout",
+        lambda n, v: _number(n, v, float, 0) if v.strip() else None,
+    ),
+    "WRAPGATE_DRAIN_DELAY": ("drain_delay", lambda n, v: _number(n, v, float, 0)),
+    "WRAPGATE_KEEPALIVE": ("keepalive", lambda n, v: _number(n, v, float, 0)),
+    "WRAPGATE_HEADER_TIMEOUT": ("header_timeout", lambda n, v: _number(n, v, float, 0.1)),
+    "WRAPGATE_BODY_TIMEOUT": ("body_timeout", lambda n, v: _number(n, v, float, 0.1)),
+    "WRAPGATE_MAX_REQUESTS": ("max_requests", lambda n, v: _number(n, v, int, 0)),
+    "WRAPGATE_MAX_REQUESTS_JITTER": ("max_requests_jitter", lambda n, v: _number(n, v, int, 0)),
+    "WRAPGATE_MAX_WORKER_MEMORY": ("max_worker_memory", lambda n, v: _number(n, v, int, 0)),
+}
+
+# Platform conventions (Heroku, Cloud Run...), used when no WRAPGATE_* variable says otherwise.
+CONVENTIONS = {
+    "PORT": ("bind", lambda n, v: "0.0.0.0:" + str(_number(n, v, int, 1))),
+    "WEB_CONCURRENCY": ("workers", lambda n, v: _number(n, v, int, 1)),
 }
 
 
@@ -145,7 +206,15 @@ def _from_file(path: str) -> dict[str, Any]:
     unknown = sorted(set(raw) - known - {"system_token"})
     if unknown:
         raise ConfigurationError(f"{path}: unknown setting(s) {', '.join(unknown)}")
-    values = dict(raw)
+    # A scalar is read by the very parser of its environment variable, so that
+    # `call_timeout = "soon"` in the file is refused as WRAPGATE_CALL_TIMEOUT=soon is.
+    parsers = {setting: parse for setting, parse in ENVIRONMENT.values()}
+    values = {
+        key: parsers[key](f"{key} in {path}", str(value).lower() if isinstance(value, bool) else str(value))
+        if key in parsers and not isinstance(value, list | dict)
+        else value
+        for key, value in raw.items()
+    }
     if "system_token" in values:
         values["system_tokens"] = [values.pop("system_token")]
     return values
@@ -162,6 +231,9 @@ def load(env: Mapping[str, str] | None = None, *, require_token: bool = True, **
     values: dict[str, Any] = {}
     if env.get("WRAPGATE_CONFIG"):
         values.update(_from_file(env["WRAPGATE_CONFIG"]))
+    for name, (setting, parse) in CONVENTIONS.items():
+        if env.get(name) and setting not in values:
+            values[setting] = parse(name, env[name])
     for name, (setting, parse) in ENVIRONMENT.items():
         if name in env:
             values[setting] = parse(name, env[name])

@@ -2,7 +2,9 @@
 
 ``config/gunicorn.conf.py`` (the production entry) imports this module, and
 ``wrapgate serve`` runs gunicorn with it, so both run the same server.
-Every value can be set from the environment; defaults suit a 2-core container.
+Every value derives from :class:`gateway.config.Settings` (the TOML file named by
+``WRAPGATE_CONFIG``, then ``WRAPGATE_*`` variables), loaded once; defaults suit
+a 2-core container.
 """
 
 import multiprocessing
@@ -23,14 +25,24 @@ def _cores():
     return cores
 
 
-def _env_number(name, default, kind=int):
-    value = os.environ.get(name)
-    return kind(value) if value not in (None, "") else default
+def _settings():
+    # The gateway's one source of settings (TOML file, then WRAPGATE_* variables),
+    # read once here; every gunicorn value below is derived from it. The token is
+    # the app's to demand: commands that only read this module need none.
+    from gateway import config
+    from gateway.errors import ConfigurationError
 
+    try:
+        return config.load(require_token=False)
+    except ConfigurationError as exc:
+        raise SystemExit(f"wrapgate: {exc}") from None
+
+
+settings = _settings()
 
 # -- Socket -------------------------------------------------------------------
-# Listen on every interface of the container; WRAPGATE_BIND overrides (host:port).
-bind = [os.environ.get("WRAPGATE_BIND", "0.0.0.0:" + os.environ.get("PORT", "8000"))]
+# Listen on every interface of the container; WRAPGATE_BIND (or PORT) overrides.
+bind = [settings.bind]
 # Connections the kernel queues while every worker is busy accepting.
 backlog = 2048
 
@@ -41,39 +53,44 @@ backlog = 2048
 # connection at its limit of 25 slow calls wait beside other connections' pings.
 # gateway.worker adds a drain to gunicorn's gevent worker (readyz 503 first,
 # idle keep-alive connections closed): see its docstring.
-worker_class = os.environ.get("WRAPGATE_WORKER_CLASS", "gateway.worker.WrapgateWorker")
+worker_class = settings.worker_class
 # One worker per core the container may use: serialising large pages is CPU work,
 # more processes than cores only adds memory. WRAPGATE_WORKERS (or WEB_CONCURRENCY) overrides.
-workers = _env_number("WRAPGATE_WORKERS", _env_number("WEB_CONCURRENCY", _cores()))
-# Greenlets (simultaneous calls) per worker; the gateway's own in-flight cap
-# (WRAPGATE_MAX_IN_FLIGHT) answers 503 before this queue would form.
-worker_connections = _env_number("WRAPGATE_WORKER_CONNECTIONS", 1000)
+workers = settings.workers or _cores()
+# Connections (greenlets) per worker. Below it the gateway answers 503 first: calls
+# past WRAPGATE_MAX_IN_FLIGHT (4/5 of it), new connections past 9/10 (gateway.worker),
+# so that a full worker never leaves connections queued unanswered in the backlog.
+worker_connections = settings.worker_connections
 # Plugins load in each worker after gevent has patched the standard library.
 preload_app = False
+# A worker is replaced after this many requests (a random few more each, so that
+# workers do not restart together): a backstop for memory a plugin never gives
+# back. The RSS bound (WRAPGATE_MAX_WORKER_MEMORY, gateway.worker) acts first.
+max_requests = settings.max_requests
+max_requests_jitter = settings.max_requests_jitter if settings.max_requests else 0
 
 # -- Timeouts (PROTOCOL.md: a call of up to 5 minutes must never be cut) ---------
-_call_timeout = _env_number("WRAPGATE_CALL_TIMEOUT", 300.0, float)
 # A gevent worker's heartbeat only stops when CPU work blocks its loop; the
 # master kills a worker silent this long. Above the call deadline, so that
 # even a plugin stuck in a C call for a whole call is answered, not killed.
-timeout = int(_call_timeout) + 30
+timeout = settings.worker_timeout
 # On SIGTERM or a reload, in-flight calls get this long to finish. Above the
 # call deadline: a deploy never cuts a call. The container's stop grace period
 # must be longer still (docker-compose.yml: stop_grace_period).
-graceful_timeout = _env_number("WRAPGATE_GRACEFUL_TIMEOUT", int(_call_timeout) + 10)
+graceful_timeout = settings.graceful_seconds
 # Idle keep-alive sockets stay open longer than any common load balancer's idle
 # timeout (AWS ALB 60 s, nginx 75 s, GCP 600 s), so the balancer, never the
 # gateway, closes an idle connection and no request races a close.
-keepalive = _env_number("WRAPGATE_KEEPALIVE", 620)
+keepalive = int(settings.keepalive)
 
 # -- Logging --------------------------------------------------------------------
 # No access log: the app writes one JSON line per request with far more in it.
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("WRAPGATE_LOG_LEVEL", "info").lower()
+loglevel = settings.log_level.lower()
 # gunicorn's own lines (boot, worker exits, timeouts) in the app's JSON format, so a
 # log pipeline parses every line of the container the same way.
-if os.environ.get("WRAPGATE_LOG_FORMAT", "json").lower() == "json":
+if settings.log_format == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
@@ -91,7 +108,7 @@ if os.environ.get("WRAPGATE_LOG_FORMAT", "json").lower() == "json":
 # Workers' heartbeat files in memory, not on a container's overlay disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Proxy headers are trusted only from the local network's balancer.
-forwarded_allow_ips = os.environ.get("WRAPGATE_FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = ",".join(settings.forwarded_allow_ips)
 
 # gunicorn's control socket sits at one fixed path per user; several gateways
 # on one host (tests, blue/green) would fight over it, and nothing here uses it.
@@ -148,17 +165,14 @@ def _start_arbiter(server):
     # the master starts before any worker exists; workers find it through the
     # environment they inherit. Not needed when slots live in Redis (or nowhere).
     global _arbiter
-    from gateway import config
     from gateway.limits import arbiter
 
-    try:
-        settings = config.load(require_token=False)
-    except Exception:  # noqa: BLE001 - the app reports a bad configuration itself, by name
-        return
     if settings.limiter == "local" and not settings.limiter_socket:
-        _arbiter = arbiter.Supervisor(server.log).start()
-        os.environ["WRAPGATE_LIMITER_SOCKET"] = _arbiter.path
-        server.log.info("local limiter arbiter pid %s at %s", _arbiter.proc.pid, _arbiter.path)
+        _arbiter = supervisor = arbiter.Supervisor(server.log).start()
+        os.environ["WRAPGATE_LIMITER_SOCKET"] = supervisor.path
+        server.log.info(
+            "local limiter arbiter pid %s at %s", getattr(supervisor.proc, "pid", None), supervisor.path
+        )
 
 
 def on_exit(server):

@@ -25,7 +25,7 @@ from typing import Any
 
 import pluggy
 
-from . import contract, hookspecs
+from . import contract, hookspecs, isolation
 from .errors import ConfigurationError
 
 log = logging.getLogger("gateway.plugins")
@@ -101,9 +101,10 @@ class Registry:
                 continue
             seen.add(ep.name)
             try:
-                plugin = ep.load()
-            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin may raise anything on import
+                plugin = isolation.load(ep)
+            except isolation.ImportFailed as problem:
                 # The traceback points at the import that broke, inside the plugin.
+                exc = problem.cause or problem
                 self._fail(ep.name, f"import of {ep.value!r} failed: {_reason(exc)}", dist=ep.dist, exc=exc)
                 continue
             self.register(plugin, ep.name, dist=ep.dist)

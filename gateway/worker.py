@@ -11,45 +11,255 @@ timeouts) and so hold up every deploy. This worker drains in steps:
 3. it stops accepting, closes idle keep-alive connections, and lets in-flight
    calls finish and send their whole responses (each with ``Connection:
    close``), within ``graceful_timeout``; then the worker exits.
+
+It also keeps one worker's faults its own:
+
+* **recycling**: a worker whose resident memory passes ``max_worker_memory``
+  MiB (a plugin that keeps what it loaded), or that runs a call abandoned at
+  its deadline long after it (:func:`gateway.deadline.runaway`), stops
+  accepting and exits once its calls are answered (step 3 above, without
+  touching ``/readyz``); the master starts a fresh one. gunicorn's
+  ``max_requests`` with jitter is the backstop.
+* **exit status**: gunicorn's master halts the whole server when a worker exits
+  with status 3 or 4 (its "boot failed" codes). A plugin's ``sys.exit(3)`` in a
+  greenlet, or ``os._exit(4)`` anywhere, would do that; after boot this worker
+  exits 1 instead, and ``os._exit`` on a plugin call's thread is refused
+  (the call answers 422).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any, NoReturn
 
 import gevent
+import greenlet
+from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
+
+from . import connections, deadline
+
+MiB = 1024 * 1024
+#: gunicorn's master halts on these worker exit statuses (WORKER_BOOT_ERROR, APP_LOAD_ERROR).
+HALTING_STATUSES = (3, 4)
+#: The exit status of a worker that a plugin tried to end with a halting one.
+PLUGIN_EXIT_STATUS = 1
+#: Seconds between two looks at the worker's memory and abandoned calls.
+CHECK_INTERVAL = 1.0
+#: An abandoned call still running this long after its deadline gets its worker replaced.
+RUNAWAY_GRACE = 30.0
+#: Past this share of worker_connections open, idle keep-alive connections are closed.
+BUSY_SHARE = 0.75
+#: Past this share, a new connection is answered 503 at once (before the worker is full).
+SHED_SHARE = 0.9
+#: Seconds an idle keep-alive connection waits for its next request while the worker is busy.
+BUSY_KEEPALIVE = 1.0
+
+
+class ExitRefused(Exception):
+    """``os._exit`` called by a plugin call: it would take every other call of the worker down."""
+
+    code = "exit_refused"
+
+
+def _rss_mib() -> float:
+    """Resident memory of this process in MiB (Linux /proc; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
 class _IdleWait:
-    """The wait for a keep-alive connection's next request, which a drain may end."""
+    """The wait for a connection's next request headers, which a drain may end.
 
-    __slots__ = ("greenlet", "timer", "worker")
+    A new connection's first request gets ``header_timeout``; a keep-alive
+    connection waits ``keepalive`` for its next one (:data:`BUSY_KEEPALIVE`
+    while the worker is busy), then its headers get ``header_timeout`` from
+    their first byte (:class:`gateway.connections.Connection`).
+    """
+
+    __slots__ = ("connection", "greenlet", "timer", "worker")
 
     def __init__(self, worker: WrapgateWorker):
         self.worker = worker
+        self.greenlet = gevent.getcurrent()
+        self.connection = worker.connections.get(self.greenlet)
+        if self.connection is not None and not self.connection.served:
+            seconds = self.connection.header_timeout
+        elif worker.busy():
+            seconds = min(BUSY_KEEPALIVE, worker.cfg.keepalive)
+        else:
+            seconds = worker.cfg.keepalive
         # `False`: when it fires, the context ends quietly and gunicorn closes the connection.
-        self.timer = gevent.Timeout(worker.cfg.keepalive, False)
+        self.timer = gevent.Timeout(seconds, False)
 
     def __enter__(self):
-        self.greenlet = gevent.getcurrent()
         self.worker.idle[self.greenlet] = self.timer
+        if self.connection is not None:
+            self.connection.waiting(self.timer)
         return self.timer.__enter__()
 
     def __exit__(self, *exc):
         self.worker.idle.pop(self.greenlet, None)
+        if self.connection is not None:
+            if exc[0] is None:
+                self.connection.headers_read()
+            else:
+                self.connection.wait_ended()
         return self.timer.__exit__(*exc)
 
 
 class WrapgateWorker(GeventWorker):
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.idle: dict = {}
-        self.drain_delay = float(os.environ.get("WRAPGATE_DRAIN_DELAY") or 0)
+        self.connections: dict[Any, connections.Connection] = {}
         self._draining = False
+        self._busy_mark = max(1, int(self.worker_connections * BUSY_SHARE))
+        self._shed_mark = max(1, int(self.worker_connections * SHED_SHARE))
+
+    def busy(self) -> bool:
+        return len(self.connections) > self._busy_mark
+
+    # -- one client connection -------------------------------------------------
+
+    def handle(self, listener, client, addr):
+        settings = self._settings()
+        if settings is None:  # not the gateway's app: gunicorn's own handling
+            return super().handle(listener, client, addr)
+        if len(self.connections) >= self._shed_mark:
+            self._shed(client)
+            return None
+        greenlet = gevent.getcurrent()
+        connection = connections.Connection(
+            client, settings.header_timeout, settings.body_timeout, 2 * settings.max_body_bytes + MiB
+        )
+        self.connections[greenlet] = connection
+        try:
+            if self.busy():
+                self._close_idle()
+            return super().handle(listener, connection, addr)
+        finally:
+            self.connections.pop(greenlet, None)
+
+    def _shed(self, client) -> None:
+        self.log.warning(
+            "worker %s holds %s connections (of %s): answering a new one 503 overloaded",
+            self.pid,
+            len(self.connections),
+            self.worker_connections,
+        )
+        try:
+            client.setblocking(1)
+            client.sendall(connections.overloaded_page(retry_after=1))
+        except OSError:
+            pass
+        util.close_graceful(client, timeout=1.0)
+
+    def _close_idle(self) -> None:
+        """Close keep-alive connections waiting for a next request (not those mid-headers)."""
+        for waiting, timer in list(self.idle.items()):
+            connection = self.connections.get(waiting)
+            if connection is not None and connection.served and connection.phase == connections.IDLE:
+                waiting.kill(timer, block=False)
+
+    def handle_error(self, req, client, addr, exc):
+        # gunicorn writes an HTML page for a request it cannot parse: write it as JSON instead.
+        page = connections.capture(client)
+        super().handle_error(req, page, addr, exc)
+        answer = connections.json_error_page(page.written, exc) or page.written
+        try:
+            util.write_nonblock(client, answer)
+        except Exception:  # noqa: BLE001 - the client may be gone; nothing is owed to it
+            self.log.debug("failed to send an error page")
+
+    def _settings(self) -> Any:
+        state = getattr(self.wsgi, "extensions", {}).get("wrapgate")
+        return state.settings if state is not None else None
 
     def timeout_ctx(self):
         return _IdleWait(self)
+
+    def run(self) -> None:
+        _guard_exit(self.log)
+        self._main = gevent.getcurrent()
+        hub = gevent.get_hub()
+        hub.handle_error = self._greenlet_error(hub.handle_error)
+        gevent.spawn(self._watch)
+        try:
+            super().run()
+        except SystemExit as exc:
+            if exc.code in HALTING_STATUSES:
+                self.log.error(
+                    "worker %s: a plugin ended the process with status %s, which would halt the "
+                    "server; exiting %s instead",
+                    self.pid,
+                    exc.code,
+                    PLUGIN_EXIT_STATUS,
+                )
+                raise SystemExit(PLUGIN_EXIT_STATUS) from None
+            raise
+
+    def _greenlet_error(self, handle_error: Any) -> Any:
+        # gevent raises a greenlet's SystemExit in the main greenlet, which ends the
+        # worker and every call on it: a plugin's sys.exit() in a greenlet it spawned
+        # is logged instead, and the worker serves on.
+        def handle(context: Any, kind: Any, value: Any, tb: Any) -> None:
+            if (
+                isinstance(context, greenlet.greenlet)
+                and isinstance(kind, type)
+                and issubclass(kind, SystemExit)
+            ):
+                if self.alive:
+                    self.log.error(
+                        "worker %s: a greenlet called sys.exit(%s); ignored, the worker serves on",
+                        self.pid,
+                        getattr(value, "code", None),
+                    )
+                return
+            handle_error(context, kind, value, tb)
+
+        return handle
+
+    def handle_quit(self, sig, frame):
+        # gunicorn's quick stop raises SystemExit in a greenlet, which no longer ends
+        # the worker (see _greenlet_error): end the main greenlet ourselves.
+        self.alive = False
+        self.cfg.worker_int(self)
+        gevent.get_hub().loop.run_callback(self._main.throw, SystemExit(0))
+
+    def _watch(self) -> None:
+        settings = self._settings()
+        limit = settings.max_worker_memory if settings is not None else 0
+        while self.alive and not self._draining:
+            gevent.sleep(CHECK_INTERVAL)
+            rss = _rss_mib()
+            if limit and rss > limit:
+                self.log.warning(
+                    "worker %s uses %.0f MiB, above WRAPGATE_MAX_WORKER_MEMORY (%s MiB): "
+                    "replacing it once its calls are answered",
+                    self.pid,
+                    rss,
+                    limit,
+                )
+                self._recycle()
+                return
+            stuck = deadline.runaway(RUNAWAY_GRACE)
+            if stuck:
+                self.log.warning(
+                    "worker %s still runs %s call(s) abandoned at their deadline over %.0f s ago (%s): "
+                    "replacing it once its other calls are answered",
+                    self.pid,
+                    len(stuck),
+                    RUNAWAY_GRACE,
+                    ", ".join(sorted(set(stuck))),
+                )
+                self._recycle()
+                return
 
     def handle_exit(self, sig, frame):
         # In a signal handler: do the work in a greenlet, as gunicorn's handle_quit does.
@@ -59,16 +269,46 @@ class WrapgateWorker(GeventWorker):
 
     def _drain(self) -> None:
         state = getattr(self.wsgi, "extensions", {}).get("wrapgate")
+        drain_delay = state.settings.drain_delay if state is not None else 0.0
         if state is not None:
             state.draining.set()
         self.log.info(
             "worker %s draining: readyz 503; serving %.0f s more, then finishing in-flight calls",
             self.pid,
-            self.drain_delay,
+            drain_delay,
         )
-        if self.drain_delay > 0:
-            gevent.sleep(self.drain_delay)
+        if drain_delay > 0:
+            gevent.sleep(drain_delay)
+        self._stop_accepting()
+
+    def _recycle(self) -> None:
+        # Not a host shutdown: readyz stays 200, the master starts a fresh worker.
+        self._draining = True
+        self._stop_accepting()
+
+    def _stop_accepting(self) -> None:
         self.alive = False  # the run loop stops accepting; responses now close their connections
-        for greenlet, timer in list(self.idle.items()):
+        for waiting, timer in list(self.idle.items()):
             # Raising a Timeout(…, False) inside its own context ends it as if it expired.
-            greenlet.kill(timer, block=False)
+            waiting.kill(timer, block=False)
+
+
+def _guard_exit(log: Any) -> None:
+    """Keep ``os._exit`` from halting gunicorn's master or ending other calls (see the module)."""
+    real_exit = os._exit
+    if getattr(real_exit, "wrapgate_guard", False):
+        return
+
+    def guarded_exit(status: int) -> NoReturn:
+        if deadline.in_plugin_call():
+            raise ExitRefused(f"os._exit({status}) in a plugin call is refused; raise an error instead.")
+        if status in HALTING_STATUSES:
+            log.error(
+                "os._exit(%s) would halt the server; the worker exits %s instead", status, PLUGIN_EXIT_STATUS
+            )
+            sys.stderr.flush()
+            status = PLUGIN_EXIT_STATUS
+        real_exit(status)
+
+    guarded_exit.wrapgate_guard = True  # type: ignore[attr-defined]
+    os._exit = guarded_exit

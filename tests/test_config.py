@@ -66,3 +66,62 @@ def test_bad_numbers_in_the_environment_are_refused():
 
 def test_level_above_25_is_capped():
     assert config.load({"WRAPGATE_SYSTEM_TOKEN": "t"}, levels={"c": 40}).levels == {"c": 25}
+
+
+# -- one source of settings: gunicorn derives its own from Settings ----------------
+
+
+def test_server_settings_come_from_the_file_with_the_environment_parser(tmp_path):
+    conf = tmp_path / "gateway.toml"
+    conf.write_text(
+        'call_timeout = 600\ngraceful_timeout = 700\nworkers = 3\nkeepalive = 75\nlog_level = "debug"\n'
+    )
+    settings = config.load({"WRAPGATE_CONFIG": str(conf)}, require_token=False)
+    assert (settings.call_timeout, settings.graceful_seconds, settings.workers) == (600.0, 700, 3)
+    assert settings.worker_timeout > 600 and settings.keepalive == 75.0
+    conf.write_text('call_timeout = "soon"\n')
+    with pytest.raises(ConfigurationError, match=r"call_timeout in .* must be a number"):
+        config.load({"WRAPGATE_CONFIG": str(conf)}, require_token=False)
+
+
+def test_graceful_timeout_follows_the_call_timeout_unless_set():
+    assert config.load({"WRAPGATE_CALL_TIMEOUT": "600"}, require_token=False).graceful_seconds == 610
+    env = {"WRAPGATE_CALL_TIMEOUT": "600", "WRAPGATE_GRACEFUL_TIMEOUT": "900"}
+    assert config.load(env, require_token=False).graceful_seconds == 900
+
+
+def test_platform_port_and_concurrency_apply_unless_wrapgate_variables_say_otherwise():
+    settings = config.load({"PORT": "9000", "WEB_CONCURRENCY": "4"}, require_token=False)
+    assert (settings.bind, settings.workers) == ("0.0.0.0:9000", 4)
+    env = {"PORT": "9000", "WRAPGATE_BIND": "127.0.0.1:8100", "WRAPGATE_WORKERS": "2"}
+    settings = config.load(env, require_token=False)
+    assert (settings.bind, settings.workers) == ("127.0.0.1:8100", 2)
+
+
+@pytest.mark.slow
+def test_a_toml_file_alone_sets_the_timeouts_gunicorn_runs_with(start_gateway, tmp_path):
+    conf = tmp_path / "gateway.toml"
+    conf.write_text('call_timeout = 600\nkeepalive = 75\nlog_level = "debug"\n')
+    server = start_gateway({"WRAPGATE_CONFIG": str(conf)}, workers=1)
+    # gunicorn prints the configuration it runs with at debug level.
+    log = server.log()
+    assert "timeout: 630" in log and "graceful_timeout: 610" in log and "keepalive: 75" in log
+    answer = server.call("kit.ping", {"connection": {"unencrypted": {"mode": "context"}}})
+    assert answer.status_code == 200
+
+
+def test_every_variable_is_a_setting_and_is_in_the_readme():
+    import dataclasses
+    from pathlib import Path
+
+    fields = {f.name for f in dataclasses.fields(config.Settings)}
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for variable, (setting, _) in config.ENVIRONMENT.items():
+        assert setting in fields, variable
+        assert f"| `{variable}` |" in readme, f"{variable} is missing from the README's configuration table"
+
+
+def test_the_in_flight_cap_sits_below_the_worker_connections_so_it_can_fire():
+    settings = config.load({"WRAPGATE_WORKER_CONNECTIONS": "1000"}, require_token=False)
+    assert settings.in_flight_cap == 800 < settings.worker_connections
+    assert config.load({"WRAPGATE_MAX_IN_FLIGHT": "5"}, require_token=False).in_flight_cap == 5

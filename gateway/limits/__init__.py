@@ -31,8 +31,15 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from .. import deadline
 from ..config import MAX_LEVEL, Settings
-from ..errors import ConcurrencyLimitExceeded, GatewayError, InvalidRequest, LimiterUnavailable
+from ..errors import (
+    ConcurrencyLimitExceeded,
+    DeadlineExceeded,
+    GatewayError,
+    InvalidRequest,
+    LimiterUnavailable,
+)
 
 log = logging.getLogger("gateway.limits")
 
@@ -65,7 +72,7 @@ class Limiter:
         self.settings = settings
         self.backend = backend
         self.fallback = fallback
-        self._in_flight = threading.BoundedSemaphore(settings.max_in_flight)
+        self._in_flight = threading.BoundedSemaphore(settings.in_flight_cap)
         self._capped: set[str] = set()
         self._observers: list[Any] = []
 
@@ -95,38 +102,48 @@ class Limiter:
     def __call__(self, context: Any, options: Mapping[str, Any]) -> Iterator[None]:
         if not self._in_flight.acquire(blocking=False):
             raise Overloaded(
-                f"This gateway worker already runs {self.settings.max_in_flight} calls; retry shortly.",
+                f"This gateway worker already runs {self.settings.in_flight_cap} calls; retry shortly.",
                 headers={"Retry-After": "1"},
             )
         try:
-            key = context.connection_id
-            if key is None or self.backend is None:
+            key, backend = context.connection_id, self.backend
+            if key is None or backend is None:
                 yield  # hooks and utilities have no connection to limit
                 return
             level = self.level(key, options)
-            lease = self._acquire(key, level)
+            lease = self._acquire(backend, key, level)
             self._notify("running", key, 1)
-            try:
-                yield
-            finally:
+
+            def finish() -> None:
                 self._notify("running", key, -1)
                 lease.release()
+
+            later = False
+            try:
+                yield
+            except DeadlineExceeded as exc:
+                # Answered 504, but the plugin's call still runs: it keeps its slot until it ends.
+                later = deadline.after_abandoned(exc, finish)
+                raise
+            finally:
+                if not later:
+                    finish()
         finally:
             self._in_flight.release()
 
-    def _acquire(self, key: str, level: int) -> Lease:
+    def _acquire(self, backend: Backend, key: str, level: int) -> Lease:
         wait = self.settings.limit_wait
         self._notify("waiting", key, 1)
         try:
             try:
-                lease = self.backend.acquire(key, level, wait)
+                lease = backend.acquire(key, level, wait)
             except BackendDown as exc:
                 if self.settings.limiter_failure != "local" or self.fallback is None:
-                    log.error("%s limiter unavailable, refusing the call: %s", self.backend.name, exc)
+                    log.error("%s limiter unavailable, refusing the call: %s", backend.name, exc)
                     raise LimiterUnavailable(
                         "The concurrency limiter is unavailable; retry shortly.", headers={"Retry-After": "5"}
                     ) from None
-                log.error("%s limiter unavailable, limiting in this process only: %s", self.backend.name, exc)
+                log.error("%s limiter unavailable, limiting in this process only: %s", backend.name, exc)
                 lease = self.fallback.acquire(key, level, wait)
         finally:
             self._notify("waiting", key, -1)
@@ -155,7 +172,7 @@ def build(settings: Settings) -> Limiter:
     if settings.limiter == "redis":
         from .redis_backend import RedisBackend
 
-        return Limiter(settings, RedisBackend(settings.redis_url, settings.lease_seconds), in_process)
+        return Limiter(settings, RedisBackend(settings.redis_url or "", settings.lease_seconds), in_process)
     if settings.limiter_socket:
         return Limiter(settings, ArbiterBackend(settings.limiter_socket), in_process)
     if "gunicorn.arbiter" in sys.modules:

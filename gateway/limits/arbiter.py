@@ -8,6 +8,14 @@ is held as long as that connection is open: a worker that finishes closes it,
 and a worker that dies (SIGKILL, OOM, segfault) has it closed by the kernel,
 so no slot ever leaks. The arbiter sleeps in ``select`` between events and
 exits when the process that started it is gone.
+
+Two more requests keep a restart lossless: ``HOLD <level> <key>`` re-registers
+a slot a worker already holds (granted at once, it counts as running), and
+``PING`` answers ``PONG`` (a health check: a hung arbiter is told from a busy
+connection). An arbiter restarted by the master grants no ``ACQ`` for its
+first :data:`RECLAIM_SECONDS`, while workers re-register the slots they hold
+under the old one, so no connection runs above its level across a restart.
+The master also pings its arbiter and restarts one that stopped answering.
 """
 
 from __future__ import annotations
@@ -28,6 +36,11 @@ import time
 
 log = logging.getLogger("gateway.limits.arbiter")
 MAX_LINE = 1024
+#: Seconds a restarted arbiter only takes re-registrations of held slots.
+RECLAIM_SECONDS = 1.5
+#: The master pings its arbiter this often; this many unanswered pings in a row restart it.
+HEALTH_INTERVAL = 2.0
+HEALTH_FAILURES = 3
 
 
 class _Client:
@@ -42,9 +55,11 @@ class _Client:
 
 
 class Arbiter:
-    def __init__(self, path: str, parent: int | None = None):
+    def __init__(self, path: str, parent: int | None = None, reclaim: float = 0.0):
         self.path = path
         self.parent = parent
+        # Until then only HOLDs are granted: the slots running under a previous arbiter come back first.
+        self.granting_after = time.monotonic() + reclaim
         self.selector = selectors.DefaultSelector()
         self.running: dict[str, set[_Client]] = collections.defaultdict(set)
         self.queues: dict[str, collections.deque[_Client]] = collections.defaultdict(collections.deque)
@@ -58,9 +73,15 @@ class Arbiter:
         self.selector.register(self.listener, selectors.EVENT_READ)
 
     def serve(self) -> None:
+        reclaiming = self.granting_after > time.monotonic()
         while True:
-            # The timeout only notices a vanished parent; events wake us at once.
-            for key, _ in self.selector.select(timeout=1.0):
+            # The timeout notices a vanished parent and the end of a reclaim; events wake us at once.
+            timeout = max(0.0, min(1.0, self.granting_after - time.monotonic())) if reclaiming else 1.0
+            if reclaiming and time.monotonic() >= self.granting_after:
+                reclaiming = False
+                for name in list(self.queues):
+                    self._pump(name)
+            for key, _ in self.selector.select(timeout=timeout):
                 if key.fileobj is self.listener:
                     self._accept()
                 else:
@@ -96,11 +117,28 @@ class Arbiter:
                 self._drop(client)
             return
         line = client.buffer.split(b"\n", 1)[0].decode("utf-8", "replace")
+        if line == "PING":
+            try:
+                client.sock.send(b"PONG\n")
+            except OSError:
+                pass
+            self._drop(client)
+            return
         parts = line.split(" ", 2)
-        if len(parts) != 3 or parts[0] != "ACQ" or not parts[1].isdigit() or int(parts[1]) < 1:
+        if len(parts) != 3 or parts[0] not in ("ACQ", "HOLD") or not parts[1].isdigit() or int(parts[1]) < 1:
             self._drop(client)
             return
         client.level, client.key = int(parts[1]), parts[2]
+        if parts[0] == "HOLD":
+            # A slot granted by a previous arbiter, still running: it counts, whatever the level.
+            try:
+                client.sock.send(b"OK\n")
+            except OSError:
+                self._drop(client)
+                return
+            client.granted = True
+            self.running[client.key].add(client)
+            return
         self.queues[client.key].append(client)
         self._pump(client.key)
 
@@ -121,7 +159,7 @@ class Arbiter:
 
     def _pump(self, key: str) -> None:
         running, queue = self.running[key], self.queues[key]
-        while queue and len(running) < queue[0].level:
+        while queue and len(running) < queue[0].level and time.monotonic() >= self.granting_after:
             client = queue.popleft()
             try:
                 client.sock.send(b"OK\n")
@@ -140,11 +178,11 @@ class Arbiter:
 
 
 class Supervisor:
-    """The master's handle on its arbiter: starts it, restarts it if it dies, stops it.
+    """The master's handle on its arbiter: starts it, restarts it if it dies or
+    stops answering health checks, stops it.
 
-    A restarted arbiter starts with no slot counted: calls already running
-    under the old one go uncounted until they finish (logged loudly), while
-    new calls are limited again at once.
+    A restarted arbiter grants no new slot for :data:`RECLAIM_SECONDS`, while
+    the workers re-register the slots of their running calls (``HOLD``).
     """
 
     def __init__(self, log: logging.Logger | None = None):
@@ -157,9 +195,10 @@ class Supervisor:
     def start(self) -> Supervisor:
         self.proc = self._spawn()
         threading.Thread(target=self._watch, name="wrapgate-arbiter-watch", daemon=True).start()
+        threading.Thread(target=self._check_health, name="wrapgate-arbiter-health", daemon=True).start()
         return self
 
-    def _spawn(self) -> subprocess.Popen:
+    def _spawn(self, reclaim: float = 0.0) -> subprocess.Popen:
         if os.path.exists(self.path):
             os.unlink(self.path)  # a dead arbiter's socket: wait for the new one's
         proc = subprocess.Popen(
@@ -171,6 +210,8 @@ class Supervisor:
                 self.path,
                 "--parent",
                 str(os.getpid()),
+                "--reclaim",
+                str(reclaim),
             ],
             stdin=subprocess.DEVNULL,
         )
@@ -182,22 +223,41 @@ class Supervisor:
         return proc
 
     def _watch(self) -> None:
-        while not self._stopping.is_set():
-            code = self.proc.wait()  # blocks this thread only
+        proc = self.proc
+        while proc is not None and not self._stopping.is_set():
+            code = proc.wait()  # blocks this thread only
             if self._stopping.is_set():
                 return
             self.log.error(
-                "limiter arbiter pid %s exited (%s); restarting it. Calls running now are "
-                "no longer counted against their connection's level",
-                self.proc.pid,
+                "limiter arbiter pid %s exited (%s); restarting it. Workers re-register the "
+                "slots of running calls before it grants new ones",
+                proc.pid,
                 code,
             )
             try:
-                self.proc = self._spawn()
-                self.log.error("limiter arbiter restarted: pid %s", self.proc.pid)
+                proc = self.proc = self._spawn(reclaim=RECLAIM_SECONDS)
+                self.log.error("limiter arbiter restarted: pid %s", proc.pid)
             except RuntimeError as exc:
                 self.log.error("%s; trying again in 5 s (calls meanwhile: WRAPGATE_LIMITER_FAILURE)", exc)
                 time.sleep(5)
+
+    def _check_health(self) -> None:
+        failures = 0
+        while not self._stopping.wait(HEALTH_INTERVAL):
+            if ping(self.path, timeout=HEALTH_INTERVAL):
+                failures = 0
+                continue
+            failures += 1
+            proc = self.proc
+            if failures >= HEALTH_FAILURES and proc is not None and proc.poll() is None:
+                self.log.error(
+                    "limiter arbiter pid %s answered no health check for %.0f s; killing it "
+                    "(it is restarted, limited calls answer limiter_unavailable meanwhile)",
+                    proc.pid,
+                    failures * HEALTH_INTERVAL,
+                )
+                proc.kill()
+                failures = 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -210,17 +270,30 @@ class Supervisor:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def ping(path: str, timeout: float) -> bool:
+    """True when the arbiter at ``path`` answers a health check within ``timeout`` seconds."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(b"PING\n")
+            return sock.recv(8) == b"PONG\n"
+    except OSError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="wrapgate's local concurrency arbiter")
     parser.add_argument("--socket", required=True)
     parser.add_argument("--parent", type=int, default=None)
+    parser.add_argument("--reclaim", type=float, default=0.0, help="seconds granting only HOLDs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     # SIGINT (Ctrl-C on `wrapgate serve`) goes to the whole process group; the
     # master stops us when it is done draining.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    Arbiter(args.socket, args.parent).serve()
+    Arbiter(args.socket, args.parent, args.reclaim).serve()
 
 
 if __name__ == "__main__":

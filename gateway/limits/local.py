@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import collections
+import hashlib
+import logging
 import socket
 import threading
 import time
 
 from . import BackendDown
-from .arbiter import MAX_LINE
+
+log = logging.getLogger("gateway.limits")
 
 # One request line: "ACQ <level> <key>\n"; the arbiter answers "OK\n" when the
 # slot is granted. Holding the socket open holds the slot; closing it, or the
@@ -16,6 +19,11 @@ from .arbiter import MAX_LINE
 
 # How long a worker tries to reach an arbiter that is not there (being restarted).
 RECONNECT_SECONDS = 2.0
+#: A wait unanswered this long checks that the arbiter answers at all.
+HEALTH_AFTER = 1.0
+HEALTH_TIMEOUT = 2.0
+#: Longest connection id sent as is (longer ones travel as a digest).
+MAX_KEY = 256
 
 
 class _Waiter:
@@ -94,8 +102,25 @@ class _InProcessLease:
             self._backend._release(self._key)
 
 
+def wire_key(key: str) -> str:
+    """``key`` as one line of the arbiter's protocol: any JSON string is a connection id,
+    so one with a line break or control character, or too long, travels as its digest."""
+    if len(key) <= MAX_KEY and key.isprintable():
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 class ArbiterBackend:
-    """Slots of every worker of a host, granted by the arbiter process."""
+    """Slots of every worker of a host, granted by the arbiter process.
+
+    A lease watches its socket: should the arbiter die, the lease re-registers
+    its slot with the restarted one (``HOLD``), which grants nothing new until
+    the slots running under the old one are back. A call waiting for a slot
+    when the arbiter dies asks the new one. A wait that gets no answer for
+    :data:`HEALTH_AFTER` seconds checks that the arbiter answers at all
+    (``PING``): a hung arbiter is :class:`BackendDown` (503
+    ``limiter_unavailable``), never a connection's 429.
+    """
 
     name = "arbiter"
 
@@ -103,29 +128,61 @@ class ArbiterBackend:
         self.path = path
 
     def acquire(self, key: str, level: int, wait: float) -> _ArbiterLease | None:
-        line = f"ACQ {level} {key}\n".encode()
-        if len(line) > MAX_LINE or "\n" in key:
-            raise ValueError("connection id too long for the limiter")
+        wire = wire_key(key)
+        deadline = time.monotonic() + wait
+        while True:
+            sock = self._ask(f"ACQ {level} {wire}\n".encode())
+            answer = self._answer(sock, deadline)
+            if answer is None:
+                sock.close()  # leaves the queue; a grant racing this close is freed on EOF
+                return None
+            if answer == b"OK\n":
+                return _ArbiterLease(self, sock, f"HOLD {level} {wire}\n".encode(), key)
+            sock.close()
+            if answer:
+                raise BackendDown(f"arbiter at {self.path} answered {answer!r}")
+            # The arbiter went away while we waited: ask the one the master starts next.
+
+    def _answer(self, sock: socket.socket, deadline: float) -> bytes | None:
+        """The arbiter's answer; None when ``deadline`` passed first."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            sock.settimeout(min(remaining, HEALTH_AFTER))
+            try:
+                return sock.recv(16)
+            except ConnectionResetError:
+                return b""  # the arbiter died: as its end of the stream
+            except TimeoutError:
+                if deadline - time.monotonic() > 0 and not self._responsive():
+                    sock.close()
+                    raise BackendDown(f"arbiter at {self.path} does not answer (hung?)") from None
+            except OSError as exc:
+                sock.close()
+                raise BackendDown(f"arbiter at {self.path}: {exc}") from None
+
+    def _responsive(self) -> bool:
+        """The arbiter answers a health check (a restarted one is waited for, as any request)."""
+        try:
+            sock = self._ask(b"PING\n")
+        except BackendDown:
+            return False
+        with sock:
+            sock.settimeout(HEALTH_TIMEOUT)
+            try:
+                return sock.recv(8) == b"PONG\n"
+            except OSError:
+                return False
+
+    def _ask(self, line: bytes) -> socket.socket:
         sock = self._connect()
         try:
             sock.sendall(line)
         except OSError as exc:
             sock.close()
             raise BackendDown(f"arbiter at {self.path}: {exc}") from None
-        # The wait is a blocking read: no polling, and the arbiter queues us in order.
-        sock.settimeout(max(wait, 0.05))
-        try:
-            answer = sock.recv(16)
-        except TimeoutError:
-            sock.close()  # leaves the queue; a grant racing this close is freed on EOF
-            return None
-        except OSError as exc:
-            sock.close()
-            raise BackendDown(f"arbiter at {self.path}: {exc}") from None
-        if answer != b"OK\n":
-            sock.close()
-            raise BackendDown(f"arbiter at {self.path} answered {answer!r}")
-        return _ArbiterLease(sock)
+        return sock
 
     def _connect(self) -> socket.socket:
         # The master restarts a dead arbiter within a fraction of a second: bridge
@@ -146,14 +203,65 @@ class ArbiterBackend:
                 sock.close()
                 raise BackendDown(f"arbiter at {self.path}: {exc}") from None
 
+    def reclaim(self, hold: bytes) -> socket.socket | None:
+        """Re-register a held slot with a restarted arbiter; None when none answers."""
+        try:
+            sock = self._ask(hold)
+        except BackendDown:
+            return None
+        sock.settimeout(HEALTH_TIMEOUT)
+        try:
+            if sock.recv(16) == b"OK\n":
+                return sock
+        except OSError:
+            pass
+        sock.close()
+        return None
+
 
 class _ArbiterLease:
-    __slots__ = ("_sock",)
+    __slots__ = ("_backend", "_hold", "_key", "_released", "_sock")
 
-    def __init__(self, sock: socket.socket):
-        self._sock = sock
+    def __init__(self, backend: ArbiterBackend, sock: socket.socket, hold: bytes, key: str):
+        self._backend, self._hold, self._key = backend, hold, key
+        self._sock: socket.socket | None = sock
+        self._released = False
+        threading.Thread(target=self._watch, name="wrapgate-lease", daemon=True).start()
+
+    def _watch(self) -> None:
+        # The arbiter sends nothing after OK: a read returns only when it is gone.
+        while not self._released:
+            sock = self._sock
+            if sock is None:
+                return
+            try:
+                sock.settimeout(None)
+                sock.recv(1)
+            except OSError:
+                pass
+            if self._released:
+                return
+            replacement = self._backend.reclaim(self._hold)
+            if replacement is None:
+                log.error(
+                    "the limiter arbiter is gone and no new one took back a running call's slot "
+                    "(connection %s): that call now runs uncounted",
+                    self._key,
+                )
+                return
+            if self._released:
+                replacement.close()
+                return
+            self._sock = replacement
 
     def release(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        if not self._released:
+            self._released = True
+            sock, self._sock = self._sock, None
+            if sock is not None:
+                # shutdown first: it wakes the watcher's read, which a bare close may not.
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()

@@ -16,6 +16,11 @@ again once a second, which is how a slot whose holder died (and whose lease
 expired) is noticed. A held lease is renewed every third of its length by one
 thread per process, so a 5-minute call keeps its slot, and a crashed worker's
 slot is free again within ``lease_seconds``.
+
+Should Redis restart empty, a renewal asserts a running call's lease again:
+for at most a third of ``lease_seconds`` after the restart (until every
+holder's next renewal) a connection may run above its level; from then on
+the running calls count again (``tests/test_limits_faults.py`` measures it).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ log = logging.getLogger("gateway.limits.redis")
 try:
     import redis
 except ImportError:  # pragma: no cover - the `redis` extra is not installed
-    redis = None
+    redis = None  # type: ignore[assignment]
 
 # Time is Redis's own (TIME), so hosts whose clocks disagree still agree on expiry.
 _NOW = "local t = redis.call('TIME'); local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
@@ -86,14 +91,15 @@ end
 return free
 """
 
-# KEYS: run.  ARGV: id, lease_ms.  1 when the lease was still held.
+# KEYS: run.  ARGV: id, lease_ms.  1 when the lease was still held, 0 when it was
+# asserted again (Redis restarted empty, or the lease expired): a running call counts.
 _RENEW = (
     _NOW
     + """
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-  return 1
-end
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 4)
+if held then return 1 end
 return 0
 """
 )
@@ -169,8 +175,9 @@ class RedisBackend:
                 for lease in leases:
                     if not self._renew(keys=[_keys(lease.key)[0]], args=[lease.lease_id, self.lease_ms]):
                         log.error(
-                            "lease of a call on connection %s was lost (Redis restarted or the "
-                            "call outlived its lease); its slot may be given to another call",
+                            "lease of a running call on connection %s was gone (Redis restarted "
+                            "empty, or the renewal came late) and is asserted again; until then "
+                            "another call may have taken its slot",
                             lease.key,
                         )
             except redis.RedisError as exc:

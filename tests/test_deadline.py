@@ -1,0 +1,81 @@
+"""The deadline and the plugin import guard, in-process (plain threads, no gevent).
+
+The same code runs under gunicorn's gevent worker on a gevent thread pool:
+tests/test_faults.py covers that path over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+from gateway import deadline, isolation
+from gateway.errors import DeadlineExceeded
+
+
+def test_a_result_and_an_error_come_back_as_they_are():
+    assert deadline.call_with_deadline(lambda: 42, 5, "t") == 42
+    with pytest.raises(ZeroDivisionError):
+        deadline.call_with_deadline(lambda: 1 / 0, 5, "t")
+
+
+@pytest.mark.parametrize(
+    "end, code",
+    [
+        (lambda: sys.exit(4), "SystemExit"),
+        (lambda: (_ for _ in ()).throw(KeyboardInterrupt), "KeyboardInterrupt"),
+    ],
+)
+def test_an_exit_in_a_call_ends_the_call_not_the_process(end, code):
+    with pytest.raises(deadline.CallAborted) as caught:
+        deadline.call_with_deadline(end, 5, "t")
+    assert caught.value.code == code
+
+
+def test_a_call_that_swallows_every_interruption_still_meets_its_deadline():
+    release = threading.Event()
+
+    def stubborn():
+        while not release.is_set():
+            try:
+                time.sleep(0.01)
+            except BaseException:  # noqa: BLE001 - the misdeed under test
+                pass
+
+    began = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as caught:
+        deadline.call_with_deadline(stubborn, 0.3, "stubborn")
+    assert time.monotonic() - began < 0.3 + 2
+    assert deadline.runaway(0) == ["stubborn"]
+    ended = threading.Event()
+    assert deadline.after_abandoned(caught.value, ended.set)
+    assert not ended.wait(0.2)  # the abandoned call still runs
+    release.set()
+    assert ended.wait(5)  # the action runs once it really ends
+    assert deadline.runaway(0) == []
+    assert not deadline.after_abandoned(DeadlineExceeded("other"), ended.set)
+
+
+class _EntryPoint:
+    def __init__(self, load):
+        self.load = load
+
+
+@pytest.mark.parametrize(
+    "load, reason",
+    [
+        (lambda: os._exit(3), "os._exit(3)"),
+        (lambda: sys.exit(4), "SystemExit"),
+        (lambda: (_ for _ in ()).throw(KeyboardInterrupt), "KeyboardInterrupt"),
+        (lambda: __import__("wrapgate_no_such_module"), "ModuleNotFoundError"),
+    ],
+)
+def test_whatever_an_import_does_becomes_an_ordinary_failure(load, reason):
+    with pytest.raises(isolation.ImportFailed) as caught:
+        isolation.load(_EntryPoint(load))
+    assert reason in str(caught.value)
+    assert os._exit.__name__ == "_exit"  # the real one is back
