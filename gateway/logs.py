@@ -249,9 +249,11 @@ def capture_output() -> None:
     if "gevent" in sys.modules:
         import gevent
 
-        def print_exception(context: Any, kind: Any, value: Any, tb: Any) -> None:
+        def print_exception(hub: Any, context: Any, kind: Any, value: Any, tb: Any) -> None:
             logging.getLogger("gateway.greenlet").error(
                 "uncaught exception in greenlet %s", context, exc_info=(kind, value, tb)
             )
 
-        gevent.get_hub().print_exception = print_exception
+        # On the class: plugin calls run on a thread pool, and each of its threads has a
+        # hub of its own, whose greenlets' exceptions must be logged the same way.
+        gevent.hub.Hub.print_exception = print_exception  # type: ignore[method-assign]

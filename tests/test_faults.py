@@ -67,7 +67,10 @@ def test_plugins_that_end_the_process_at_import_are_reported_and_the_others_serv
         assert answer.status_code == 422
         error = answer.json()["errors"][0]
         assert error["code"] == "connector_unavailable"
-        assert reason in error["message"]
+        # The caller gets a short reason and a reference; the log has the detail.
+        reference = error["message"].rsplit("reference ", 1)[1].rstrip(").")
+        detail = [line for line in server.log().splitlines() if reference in line]
+        assert detail and reason in "".join(detail), server.log()
     time.sleep(1)  # a boot loop would show within a second
     assert boots(server) == 1, server.log()
 
