@@ -256,4 +256,4 @@ def capture_output() -> None:
 
         # On the class: plugin calls run on a thread pool, and each of its threads has a
         # hub of its own, whose greenlets' exceptions must be logged the same way.
-        gevent.hub.Hub.print_exception = print_exception  # type: ignore[method-assign]
+        gevent.hub.Hub.print_exception = print_exception

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -41,7 +42,7 @@ def generate(name: str, directory: str | Path = ".") -> Path:
     target = Path(directory) / f"wrapgate-{name}"
     if target.exists():
         raise TemplateError(f"{target} exists already; choose another --directory or remove it")
-    values = {
+    values: dict[str, Any] = {
         "name": name,
         "module": f"wrapgate_{name}",
         "dist": f"wrapgate-{name}",
@@ -56,7 +57,7 @@ def generate(name: str, directory: str | Path = ".") -> Path:
     )
     for source in sorted(TEMPLATE.rglob("*.j2")):
         relative = source.relative_to(TEMPLATE)
-        out = target / str(relative.with_suffix("")).replace("__module__", values["module"])
+        out = target / str(relative.with_suffix("")).replace("__module__", str(values["module"]))
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(env.get_template(relative.as_posix()).render(values))
     return target
