@@ -64,6 +64,7 @@ def https_api(tmp_path_factory):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"https://127.0.0.1:{server.server_address[1]}", cert
     server.shutdown()
+    server.server_close()  # the listening TLS socket, else a ResourceWarning (an error here)
 
 
 def export_over_https(url, api):
