@@ -33,15 +33,41 @@ from .errors import (
     entry_from_exception,
     shape,
 )
+from .hookspecs import GROUPS, KIND_GROUP
 from .plugins import Connector, Registry
-from .schemas import ExtensionOptions, load_extension_options, max_response_size, validation_entries
+from .schemas import (
+    ExtensionOptions,
+    js_text,
+    load_extension_options,
+    max_response_size,
+    truthy,
+    validation_entries,
+)
 from .scrub import NOTHING, Scrubber, scrubber_for
 
 log = logging.getLogger("gateway.calls")
 
-# `type` values that name the wrapper group; anything else is a group no
-# connector has. A falsy type means "top level", which is where wire names live.
-WRAPPER_TYPES = ("wrapper", "wrappers")
+# `type` -> the group of functions it names: the reference accepts the group's
+# own name and, for four of them, the singular. A falsy type means "top level"
+# (flat): a function of any group, found by its name alone.
+TYPE_GROUPS = {
+    **{group: group for group in GROUPS},
+    "wrapper": "wrappers",
+    "hook": "hooks",
+    "setting": "settings",
+    "utility": "utilities",
+}
+WRAPPER_KINDS = GROUPS["wrappers"]
+# Kinds whose input is an array of records, and the answer one entry per record.
+RECORDS = {
+    "import": "postMapData",
+    "preMap": "data",
+    "postMap": "postMapData",
+    "postSubmit": "responseData",
+    "postResponseMap": "postResponseMapData",
+}
+# Arguments every call hook gets that are not a field of options.
+_CORE_ARGUMENTS = frozenset(("function", "options", "context"))
 
 
 class Answer(NamedTuple):
@@ -135,20 +161,25 @@ class Gateway:
         return answer
 
     def _find(self, request: Mapping[str, Any], context: CallContext) -> tuple[Connector, str]:
-        group = request.get("type")
-        if group and group not in WRAPPER_TYPES:
-            raise GatewayError(f"The object {group} doesn't exist in the module.", code="object_not_found")
+        """The connector and kind a call names; the reference's order of checks:
+        the group (``type``) first, then the function within it."""
+        group = None
+        if truthy(request.get("type")):
+            group = TYPE_GROUPS.get(request["type"]) if isinstance(request["type"], str) else None
+            if group is None or group not in self._groups(request):
+                raise GatewayError(
+                    f"The object {js_text(request['type'])} doesn't exist in the module.",
+                    code="object_not_found",
+                )
         name = self.settings.aliases.get(request["function"], request["function"])
         connector_name, _, function = name.partition(".")
-        if not self._serves(request, connector_name):
-            raise FunctionNotFound()
         connector = self.registry.connectors.get(connector_name)
-        if connector is None:
+        if connector is None or not self._serves(request, connector_name):
             raise FunctionNotFound()
         if connector.error is not None:
             raise ConnectorUnavailable(f"Connector {connector_name} failed to load: {connector.error}")
         kind = connector.functions.get(function)
-        if kind is None:
+        if kind is None or (group is not None and KIND_GROUP[kind] != group):
             raise FunctionNotFound()
         context.wire_name, context.connector, context.function, context.kind = (
             name,
@@ -158,16 +189,31 @@ class Gateway:
         )
         return connector, kind
 
+    def _groups(self, request: Mapping[str, Any]) -> set[str]:
+        """The groups of the functions this call's module (DIY, or its integration
+        app) serves; a connector that failed to load counts for what it claimed."""
+        groups: set[str] = set()
+        for name, connector in self.registry.connectors.items():
+            if self._serves(request, name):
+                groups.update(KIND_GROUP[kind] for kind in connector.functions.values())
+                if connector.error is not None:
+                    groups.add("wrappers")
+        return groups
+
     def _serves(self, request: Mapping[str, Any], connector: str) -> bool:
         diy = request.get("diy")
         if diy not in (None, False, 0, ""):
-            return self.settings.diy is True or connector in self.settings.diy
+            served = self.settings.diy
+            return served is True or (served is not False and connector in served)
         return connector in self.settings.connector_ids.get(str(request.get("_connectorId")), ())
 
     def _arguments(
         self, connector: Connector, kind: str, options: Mapping[str, Any], context: CallContext
     ) -> dict[str, Any]:
         """The hook's keyword arguments, its declared schemas applied."""
+        context.logger = logging.getLogger(f"gateway.plugin.{connector.name}")
+        if kind not in WRAPPER_KINDS:
+            return self._hook_arguments(kind, options, context)
         connection = options.get("connection")
         connection = connection if isinstance(connection, dict) else {}
         problems: list[dict[str, str]] = []
@@ -207,21 +253,31 @@ class Gateway:
                 {key: options.get(key) for key in ("type", "delta", "once", "test", "state", "data")}
             )
         elif kind == "import":
-            records = options.get("postMapData")
-            if not isinstance(records, list):
-                problems.append(
-                    {"code": "invalid_field", "message": "options.postMapData must be an array of records."}
-                )
-            arguments.update(postMapData=records, preMapData=options.get("preMapData"))
+            problems.extend(_records_problem(kind, options))
+            arguments.update(postMapData=options.get("postMapData"), preMapData=options.get("preMapData"))
         if problems:
             raise InvalidRequest(errors=problems)
-        context.logger = logging.getLogger(f"gateway.plugin.{connector.name}")
+        return arguments
+
+    def _hook_arguments(self, kind: str, options: Mapping[str, Any], context: CallContext) -> dict[str, Any]:
+        """Every other kind gets the fields of ``options`` its hookspec names."""
+        problems = _records_problem(kind, options)
+        if kind == "preSavePage" and not isinstance(options.get("data"), list):
+            problems.append({"code": "invalid_field", "message": "options.data must be an array of records."})
+        if problems:
+            raise InvalidRequest(errors=problems)
+        arguments = {
+            name: options.get(name) for name in self.registry.arguments(kind) if name not in _CORE_ARGUMENTS
+        }
+        arguments.update(function=context.function, options=options, context=context)
         return arguments
 
     def _invoke(self, connector: Connector, kind: str, arguments: dict[str, Any], scrubber: Scrubber) -> Any:
         try:
             return connector.callers[kind](**arguments)
         except (CredentialsRefused, ConnectionOffline) as exc:
+            if kind not in WRAPPER_KINDS:
+                raise  # a hook has no connection to take offline: a plain failure
             entry = entry_from_exception(exc)
             scrubber.scrub_errors([entry])
             # The protocol's ways of saying "this connection does not work".
@@ -247,8 +303,12 @@ class Gateway:
         except TypeError as exc:
             log.warning("%s returned what JSON cannot hold: %s", arguments["context"].wire_name, exc)
             raise InvalidResponse() from None
-        limit = max_response_size(request.get("maxResponseSize"), self.settings.default_max_response_size)
-        if len(payload) > limit:
+        default = self.settings.default_max_response_size
+        # None (no positive number) was refused with the request's other checks.
+        limit = max_response_size(request.get("maxResponseSize"), default) or default
+        # The reference counts the JSON text in UTF-16 code units, never more than
+        # its UTF-8 bytes: only a payload of more bytes than the limit needs counting.
+        if len(payload) > limit and serialize.utf16_length(payload) > limit:
             raise ResponseTooLarge(limit)
         return payload
 
@@ -290,6 +350,13 @@ def _describe(context: CallContext, options: Mapping[str, Any]) -> None:
     context.resource_id = options.get("_exportId") or options.get("_importId")
 
 
+def _records_problem(kind: str, options: Mapping[str, Any]) -> list[dict[str, str]]:
+    field_name = RECORDS.get(kind)
+    if field_name is None or isinstance(options.get(field_name), list):
+        return []
+    return [{"code": "invalid_field", "message": f"options.{field_name} must be an array of records."}]
+
+
 def check_result(kind: str, result: Any, arguments: Mapping[str, Any]) -> Any:
     """Refuse a result integrator.io would misread; returns it (ping's None filled in)."""
     wire = arguments["context"].wire_name
@@ -309,24 +376,49 @@ def check_result(kind: str, result: Any, arguments: Mapping[str, Any]) -> Any:
         if "errors" in result and not isinstance(result["errors"], list):
             raise InvalidResponse(f"{wire} must return errors as an array.")
         return result
-    records = arguments["postMapData"]
+    if kind == "preSavePage":
+        if not isinstance(result, dict) or not isinstance(result.get("data"), list):
+            raise InvalidResponse(
+                f"{wire} (preSavePage) must return an object with data as an array of records."
+            )
+        if "errors" in result and not isinstance(result["errors"], (list, type(None))):
+            raise InvalidResponse(f"{wire} (preSavePage) must return errors as an array.")
+        if "abort" in result and not isinstance(result["abort"], bool):
+            raise InvalidResponse(f"{wire} (preSavePage) must return abort as true or false.")
+        return result
+    field_name = RECORDS.get(kind)
+    if field_name is None:
+        return result  # hook, postAggregate, installer...: free-form
+    records = arguments[field_name]
+    what = f"{wire} ({kind})" if kind != "import" else wire
     if not isinstance(result, list):
-        raise InvalidResponse(f"{wire} must return an array with one entry per record.")
+        raise InvalidResponse(f"{what} must return an array with one entry per record of {field_name}.")
     if len(result) != len(records):
         raise InvalidResponse(
-            f"{wire} returned {len(result)} results for {len(records)} records; "
+            f"{what} returned {len(result)} results for {len(records)} records of {field_name}; "
             f"it must return exactly one per record."
         )
     for position, entry in enumerate(result):
-        if not isinstance(entry, dict) or not isinstance(entry.get("statusCode"), int):
-            raise InvalidResponse(f"{wire} result {position} must be an object with an integer statusCode.")
+        if kind == "import":
+            if not isinstance(entry, dict) or not isinstance(entry.get("statusCode"), int):
+                raise InvalidResponse(
+                    f"{wire} result {position} must be an object with an integer statusCode."
+                )
+        elif not isinstance(entry, dict):
+            raise InvalidResponse(f"{what} result {position} must be an object.")
     return result
 
 
 def _scrub_result(kind: str, result: Any, scrubber: Scrubber) -> None:
-    if kind == "import":
+    """Mask secrets in the ``errors`` of the answer shapes the core knows (the
+    rest of a free-form answer is the plugin's to own)."""
+    if isinstance(result, list) and kind in RECORDS:
         for entry in result:
-            if "errors" in entry:
+            if isinstance(entry.get("errors"), list):
                 scrubber.scrub_errors(entry["errors"])
-    elif isinstance(result.get("errors"), list):
+    elif (
+        isinstance(result, dict)
+        and isinstance(result.get("errors"), list)
+        and kind in ("ping", "export", "preSavePage")
+    ):
         scrubber.scrub_errors(result["errors"])

@@ -155,12 +155,18 @@ class ConfigurationError(Exception):
 
 def entry_from_exception(exc: BaseException) -> dict[str, str]:
     """``{"code", "message"}`` of any exception, as the reference shapes a
-    function's error: its own ``code`` attribute when it is a non-empty string,
-    else its class name; its message, and nothing else from it."""
+    function's error (``err.code || err.name``, ``err.message``): its own
+    ``code`` attribute when it is a non-empty string, else its ``name``
+    attribute, else its class name; its ``message`` attribute when it is a
+    string, else its text; nothing else from it."""
     code = getattr(exc, "code", None)
     if not isinstance(code, str) or not code:
+        code = getattr(exc, "name", None)
+    if not isinstance(code, str) or not code:
         code = type(exc).__name__
-    message = exc.message if isinstance(exc, GatewayError) else str(exc)
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str):
+        message = str(exc)
     return {"code": code, "message": message}
 
 

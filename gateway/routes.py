@@ -51,6 +51,10 @@ def function() -> Response:
 
 
 def _parse_body():
+    if request.mimetype != JSON:
+        # As the reference's JSON parser: a body of another type is not read at
+        # all (no token is taken from it, no field of it is seen).
+        return {}
     data = request.get_data(cache=False)  # MAX_CONTENT_LENGTH applies: 413 past it
     if not data.strip():
         return {}

@@ -169,7 +169,7 @@ class GatewayProcess:
             raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log()}")
         try:
             return requests.get(self.url + "/livez", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or a worker still booting on a busy machine
             return False
 
     def call(self, function: str, options: dict, timeout: float = 60, **extra: Any):

@@ -1,10 +1,6 @@
 import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from support import ROTATED, TESTKIT, Gunicorn, write_testkit_site
 
 GATEWAY_CONFIG = f"""
@@ -14,6 +10,7 @@ call_timeout = 2.0
 legacyPing = "kit.ping"
 [connector_ids]
 "app-1" = ["kit"]
+"app-2" = ["ref", "flow"]
 """
 
 

@@ -20,6 +20,8 @@ broken = wrapgate_testkit.broken
 badsig = wrapgate_testkit.badsig
 observer = wrapgate_testkit.observer
 probe = wrapgate_testkit.probe
+ref = wrapgate_testkit.reference
+flow = wrapgate_testkit.flow
 """
 
 
