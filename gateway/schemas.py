@@ -2,7 +2,7 @@
 
 The same classes validate requests and feed the OpenAPI document, so the two
 cannot drift. The request checks follow the reference stack to the letter:
-its truthiness rules, its codes, its messages and its order (PROTOCOL.md).
+its truthiness rules, its codes, its messages and its order (docs/protocol.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PROTOCOL.md over real HTTP, against a real gunicorn serving the test plugins."""
+"""docs/protocol.md over real HTTP, against a real gunicorn serving the test plugins."""
 
 import base64
 import json
@@ -97,7 +97,7 @@ class TestAuth:
         self.assert_refused(post(gateway.url, data=b"{not json", token="nope"))
 
 
-# -- Request checks: every row of PROTOCOL.md's error table ----------------------
+# -- Request checks: every row of docs/protocol.md's checks ----------------------
 
 NEED = {
     "code": "missing_required_field",
