@@ -12,9 +12,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import Flask, Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from . import config, limits, logs, metrics, serialize
@@ -59,7 +59,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app = Flask("gateway")
     # Flask turns an over-long body into a 413 before any of it is parsed.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False
     limiter = limits.build(settings)
     gateway = Gateway(settings, registry, limiter)
     meter = metrics.Metrics()
@@ -92,7 +93,8 @@ _QUIET = frozenset(("/livez", "/readyz", "/metrics", "/openapi.json"))
 
 
 def _begin() -> None:
-    req = request._get_current_object()  # one proxy lookup, not one per attribute
+    # One proxy lookup, not one per attribute (the proxy's method is untyped).
+    req = request._get_current_object()  # type: ignore[attr-defined]
     request_id = new_request_id()
     req.environ["wrapgate.request_id"] = request_id
     req.environ["wrapgate.started"] = time.perf_counter()
@@ -101,7 +103,7 @@ def _begin() -> None:
 
 
 def _access_log(response: Response) -> Response:
-    req = request._get_current_object()
+    req = request._get_current_object()  # type: ignore[attr-defined]
     route = req.url_rule.rule if req.url_rule is not None else "unmatched"
     current_app.extensions["wrapgate"].metrics.http_request(route, response.status_code)
     if req.path in _QUIET or not access.isEnabledFor(logging.INFO):
@@ -123,7 +125,9 @@ def _access_log(response: Response) -> Response:
     return response
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def _json(exc: BaseException) -> Response:
+    status, body, headers = shape(exc)
+    logs.bind(error=body["errors"][0]["code"])
     return Response(serialize.dumps(body), status=status, headers=headers, mimetype="application/json")
 
 
@@ -132,7 +136,7 @@ def _code(exc: HTTPException) -> str:
 
 
 def _http_error(exc: HTTPException) -> Response:
-    logs.bind(error=_code(exc))
+    """Werkzeug's HTTP errors (400, 404, 405, 413...) as the one JSON error shape."""
     if exc.code is None or exc.code >= 500:
         return _unexpected_error(exc)
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
@@ -144,27 +148,16 @@ def _http_error(exc: HTTPException) -> Response:
         message = f"No route {request.path}; the gateway serves POST /function."
     elif exc.code == 405:
         message = f"{request.method} is not allowed on {request.path}."
-    return _json(exc.code, {"errors": [{"code": _code(exc), "message": message}]}, headers)
+    return _json(GatewayError(message, code=_code(exc), status=exc.code, headers=headers))
 
 
 def _gateway_error(exc: GatewayError) -> Response:
-    status, body, headers = shape(exc)
-    logs.bind(error=exc.code)
-    return _json(status, body, headers)
+    return _json(exc)
 
 
 def _unexpected_error(exc: Exception) -> Response:
     request_id = request.environ.get("wrapgate.request_id", "")
     logs.bind(error="internal_error")
     log.error("unexpected failure serving %s %s", request.method, request.path, exc_info=exc)
-    return _json(
-        500,
-        {
-            "errors": [
-                {
-                    "code": "internal_error",
-                    "message": f"The gateway failed unexpectedly; its log has request {request_id}.",
-                }
-            ]
-        },
-    )
+    message = f"The gateway failed unexpectedly; its log has request {request_id}."
+    return _json(GatewayError(message, code="internal_error", status=500))

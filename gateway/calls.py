@@ -30,19 +30,13 @@ from .errors import (
     InvalidRequest,
     InvalidResponse,
     ResponseTooLarge,
-    entry_from_exception,
+    connection_failed,
     shape,
 )
 from .hookspecs import GROUPS, KIND_GROUP
+from .parsed import Call, Connection
 from .plugins import Connector, Registry
-from .schemas import (
-    ExtensionOptions,
-    js_text,
-    load_extension_options,
-    max_response_size,
-    truthy,
-    validation_entries,
-)
+from .schemas import ExtensionOptions, js_text, load_extension_options, truthy, validation_entries
 from .scrub import NOTHING, Scrubber, scrubber_for
 
 log = logging.getLogger("gateway.calls")
@@ -97,8 +91,18 @@ class CallContext:
         return max(0.0, self.deadline - time.monotonic())
 
 
+@dataclass(frozen=True)
+class Target:
+    """The function a call names, found: its connector, name and kind."""
+
+    connector: Connector
+    wire_name: str  # "<connector>.<function>", aliases applied
+    function: str
+    kind: str
+
+
 @contextlib.contextmanager
-def _no_limit(context: CallContext, options: Mapping) -> Iterator[None]:
+def _no_limit(connection: Connection) -> Iterator[None]:
     yield
 
 
@@ -109,7 +113,7 @@ class Gateway:
         self,
         settings: Settings,
         registry: Registry,
-        limit: Callable[[CallContext, Mapping], Any] | None = None,
+        limit: Callable[[Connection], contextlib.AbstractContextManager[Any]] | None = None,
     ):
         self.settings = settings
         self.registry = registry
@@ -129,29 +133,29 @@ class Gateway:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            request = load_extension_options(self._options_schema, body)
-            options = request["options"]
-            scrubber = scrubber_for(options)
+            call = Call.parse(
+                load_extension_options(self._options_schema, body), self.settings.default_max_response_size
+            )
+            scrubber = scrubber_for(call.connection.secret_sections, call.bearer_token)
             logs.bind_scrubber(scrubber)
-            connector, kind = self._find(request, context)
-            _describe(context, options)
+            target = self._find(call)
+            context = _context(call, target, request_id, trace_id, self.settings.call_timeout)
             logs.bind(
-                function=context.wire_name,
+                function=target.wire_name,
                 connector=context.connector,
                 connection_id=context.connection_id,
                 flow_id=context.flow_id,
-                export_id=options.get("_exportId"),
-                import_id=options.get("_importId"),
+                export_id=call.options.get("_exportId"),
+                import_id=call.options.get("_importId"),
             )
-            arguments = self._arguments(connector, kind, options, context)
-            context.deadline = time.monotonic() + self.settings.call_timeout
-            with self.limit(context, options):
+            arguments = self._arguments(target, call, context)
+            with self.limit(call.connection):
                 result = call_with_deadline(
-                    lambda: self._invoke(connector, kind, arguments, scrubber),
+                    lambda: self._invoke(target, arguments, scrubber),
                     self.settings.call_timeout,
-                    context.wire_name,
+                    target.wire_name,
                 )
-            payload = self._serialise(kind, result, arguments, request, scrubber)
+            payload = self._serialise(target, result, arguments, call, scrubber)
             answer = Answer(200, payload, {})
         except Exception as exc:  # noqa: BLE001 - every failure is answered, shaped
             answer, outcome = self._failure(exc, context, scrubber)
@@ -160,152 +164,101 @@ class Gateway:
             observer(context, outcome, seconds, answer)
         return answer
 
-    def _find(self, request: Mapping[str, Any], context: CallContext) -> tuple[Connector, str]:
-        """The connector and kind a call names; the reference's order of checks:
-        the group (``type``) first, then the function within it."""
+    def _find(self, call: Call) -> Target:
+        """The function a call names; the reference's order of checks: the group
+        (``type``) first, then the function within it."""
         group = None
-        if truthy(request.get("type")):
-            group = TYPE_GROUPS.get(request["type"]) if isinstance(request["type"], str) else None
-            if group is None or group not in self._groups(request):
+        if truthy(call.type):
+            group = TYPE_GROUPS.get(call.type) if isinstance(call.type, str) else None
+            if group is None or group not in self._groups(call):
                 raise GatewayError(
-                    f"The object {js_text(request['type'])} doesn't exist in the module.",
-                    code="object_not_found",
+                    f"The object {js_text(call.type)} doesn't exist in the module.", code="object_not_found"
                 )
-        name = self.settings.aliases.get(request["function"], request["function"])
+        name = self.settings.aliases.get(call.function, call.function)
         connector_name, _, function = name.partition(".")
         connector = self.registry.connectors.get(connector_name)
-        if connector is None or not self._serves(request, connector_name):
+        if connector is None or not self._serves(call, connector_name):
             raise FunctionNotFound()
         if connector.error is not None:
             raise ConnectorUnavailable(f"Connector {connector_name} failed to load: {connector.error}")
         kind = connector.functions.get(function)
         if kind is None or (group is not None and KIND_GROUP[kind] != group):
             raise FunctionNotFound()
-        context.wire_name, context.connector, context.function, context.kind = (
-            name,
-            connector_name,
-            function,
-            kind,
-        )
-        return connector, kind
+        return Target(connector, name, function, kind)
 
-    def _groups(self, request: Mapping[str, Any]) -> set[str]:
+    def _groups(self, call: Call) -> set[str]:
         """The groups of the functions this call's module (DIY, or its integration
         app) serves; a connector that failed to load counts for what it claimed."""
         groups: set[str] = set()
         for name, connector in self.registry.connectors.items():
-            if self._serves(request, name):
+            if self._serves(call, name):
                 groups.update(KIND_GROUP[kind] for kind in connector.functions.values())
                 if connector.error is not None:
                     groups.add("wrappers")
         return groups
 
-    def _serves(self, request: Mapping[str, Any], connector: str) -> bool:
-        diy = request.get("diy")
-        if diy not in (None, False, 0, ""):
+    def _serves(self, call: Call, connector: str) -> bool:
+        if call.diy:
             served = self.settings.diy
             return served is True or (served is not False and connector in served)
-        return connector in self.settings.connector_ids.get(str(request.get("_connectorId")), ())
+        return connector in self.settings.connector_ids.get(str(call.connector_id), ())
 
-    def _arguments(
-        self, connector: Connector, kind: str, options: Mapping[str, Any], context: CallContext
-    ) -> dict[str, Any]:
-        """The hook's keyword arguments, its declared schemas applied."""
-        context.logger = logging.getLogger(f"gateway.plugin.{connector.name}")
-        if kind not in WRAPPER_KINDS:
-            return self._hook_arguments(kind, options, context)
-        connection = options.get("connection")
-        connection = connection if isinstance(connection, dict) else {}
+    def _arguments(self, target: Target, call: Call, context: CallContext) -> dict[str, Any]:
+        """The hook's keyword arguments: the fields of ``options`` its hookspec
+        names, a wrapper's connection sections and configuration loaded by the
+        connector's schemas."""
+        options, kind = call.options, target.kind
         problems: list[dict[str, str]] = []
-        sections = {}
-        for section in ("unencrypted", "encrypted"):
-            raw = _section(connection, section)
-            schema = connector.schemas.get(section)
-            if schema is None:
-                sections[section] = raw
-                continue
-            try:
-                sections[section] = schema.load(raw)
-            except ValidationError as exc:
-                problems.extend(validation_entries(exc.messages, f"connection.{section}"))
-        arguments: dict[str, Any] = {
-            "function": context.function,
-            "connection": connection,
-            "options": options,
-            "context": context,
-            **sections,
-        }
-        if kind in ("export", "import"):
-            configuration = options.get("configuration")
-            schema = connector.configuration_schema(context.function)
-            if schema is not None:
-                try:
-                    configuration = schema.load(configuration if configuration is not None else {})
-                except ValidationError as exc:
-                    problems.extend(validation_entries(exc.messages, "configuration"))
-            arguments.update(
-                configuration=configuration,
-                settings=options.get("settings"),
-                bearerToken=options.get("bearerToken"),
-            )
-        if kind == "export":
-            arguments.update(
-                {key: options.get(key) for key in ("type", "delta", "once", "test", "state", "data")}
-            )
-        elif kind == "import":
-            problems.extend(_records_problem(kind, options))
-            arguments.update(postMapData=options.get("postMapData"), preMapData=options.get("preMapData"))
-        if problems:
-            raise InvalidRequest(errors=problems)
-        return arguments
-
-    def _hook_arguments(self, kind: str, options: Mapping[str, Any], context: CallContext) -> dict[str, Any]:
-        """Every other kind gets the fields of ``options`` its hookspec names."""
-        problems = _records_problem(kind, options)
-        if kind == "preSavePage" and not isinstance(options.get("data"), list):
-            problems.append({"code": "invalid_field", "message": "options.data must be an array of records."})
-        if problems:
-            raise InvalidRequest(errors=problems)
         arguments = {
             name: options.get(name) for name in self.registry.arguments(kind) if name not in _CORE_ARGUMENTS
         }
-        arguments.update(function=context.function, options=options, context=context)
+        arguments.update(function=target.function, options=options, context=context)
+        if kind in WRAPPER_KINDS:
+            arguments["connection"] = call.connection.resource
+            for section in ("unencrypted", "encrypted"):
+                arguments[section] = getattr(call.connection, section)
+                schema = target.connector.schemas.get(section)
+                if schema is not None:
+                    try:
+                        arguments[section] = schema.load(arguments[section])
+                    except ValidationError as exc:
+                        problems.extend(validation_entries(exc.messages, f"connection.{section}"))
+            schema = target.connector.configuration_schema(target.function) if kind != "ping" else None
+            if schema is not None:
+                try:
+                    configuration = options.get("configuration")
+                    arguments["configuration"] = schema.load(
+                        configuration if configuration is not None else {}
+                    )
+                except ValidationError as exc:
+                    problems.extend(validation_entries(exc.messages, "configuration"))
+        problems.extend(_records_problem(kind, options))
+        if problems:
+            raise InvalidRequest(errors=problems)
         return arguments
 
-    def _invoke(self, connector: Connector, kind: str, arguments: dict[str, Any], scrubber: Scrubber) -> Any:
+    def _invoke(self, target: Target, arguments: dict[str, Any], scrubber: Scrubber) -> Any:
         try:
-            return connector.callers[kind](**arguments)
+            return target.connector.callers[target.kind](**arguments)
         except (CredentialsRefused, ConnectionOffline) as exc:
-            if kind not in WRAPPER_KINDS:
+            if target.kind not in WRAPPER_KINDS:
                 raise  # a hook has no connection to take offline: a plain failure
-            entry = entry_from_exception(exc)
-            scrubber.scrub_errors([entry])
-            # The protocol's ways of saying "this connection does not work".
-            if kind == "ping":
-                return {"statusCode": 401, "errors": [entry]}
-            if kind == "export":
-                return {"data": [], "errors": [entry], "connectionOffline": True}
-            return [{"statusCode": 401, "errors": [dict(entry)]} for _ in arguments["postMapData"]]
+            result = connection_failed(target.kind, exc, len(arguments.get("postMapData") or ()))
+            _scrub_result(target.kind, result, scrubber)
+            return result
 
     def _serialise(
-        self,
-        kind: str,
-        result: Any,
-        arguments: Mapping[str, Any],
-        request: Mapping[str, Any],
-        scrubber: Scrubber,
+        self, target: Target, result: Any, arguments: Mapping[str, Any], call: Call, scrubber: Scrubber
     ) -> bytes:
-        result = check_result(kind, result, arguments)
+        result = check_result(target.kind, result, arguments)
         if scrubber:
-            _scrub_result(kind, result, scrubber)
+            _scrub_result(target.kind, result, scrubber)
         try:
             payload = serialize.dumps(result)
         except TypeError as exc:
-            log.warning("%s returned what JSON cannot hold: %s", arguments["context"].wire_name, exc)
+            log.warning("%s returned what JSON cannot hold: %s", target.wire_name, exc)
             raise InvalidResponse() from None
-        default = self.settings.default_max_response_size
-        # None (no positive number) was refused with the request's other checks.
-        limit = max_response_size(request.get("maxResponseSize"), default) or default
+        limit = call.max_response_size
         # The reference counts the JSON text in UTF-16 code units, never more than
         # its UTF-8 bytes: only a payload of more bytes than the limit needs counting.
         if len(payload) > limit and serialize.utf16_length(payload) > limit:
@@ -316,42 +269,39 @@ class Gateway:
         """The shaped answer for ``exc`` and its error code."""
         status, body, headers = shape(exc)
         scrubber.scrub_errors(body["errors"])
-        code = str(body["errors"][0]["code"]) if body["errors"] else "error"
+        code = body["errors"][0]["code"]
         logs.bind(error=code)
         if not isinstance(exc, GatewayError):
             # A plugin's own exception: the caller gets its code and message,
             # the log gets the traceback (scrubbed by the log filter).
-            log.warning("%s raised %s", context.wire_name or "call", body["errors"][0]["code"], exc_info=exc)
-        try:
-            payload = serialize.dumps(body)
-        except TypeError:  # a plugin's exception with an unserialisable code
-            code = type(exc).__name__
-            payload = serialize.dumps({"errors": [{"code": code, "message": scrubber.scrub(str(exc))}]})
-        return Answer(status, payload, headers), code
+            log.warning("%s raised %s", context.wire_name or "call", code, exc_info=exc)
+        return Answer(status, serialize.dumps(body), headers), code
 
 
 # -- helpers ------------------------------------------------------------------
 
 
-def _section(connection: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """A connection section, top level or under ``wrapper`` (integrator.io's
-    connection resource nests a wrapper connection's settings there)."""
-    value = connection.get(name)
-    if value is None and isinstance(connection.get("wrapper"), Mapping):
-        value = connection["wrapper"].get(name)
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _describe(context: CallContext, options: Mapping[str, Any]) -> None:
-    connection = options.get("connection")
-    if isinstance(connection, Mapping) and connection.get("_id") is not None:
-        context.connection_id = str(connection["_id"])
-    context.flow_id = options.get("_flowId")
-    context.resource_id = options.get("_exportId") or options.get("_importId")
+def _context(
+    call: Call, target: Target, request_id: str, trace_id: str | None, timeout: float
+) -> CallContext:
+    """The ``context`` a plugin is given: made here, and only here."""
+    return CallContext(
+        request_id=request_id,
+        trace_id=trace_id,
+        wire_name=target.wire_name,
+        connector=target.connector.name,
+        function=target.function,
+        kind=target.kind,
+        connection_id=call.connection.id,
+        flow_id=call.flow_id,
+        resource_id=call.resource_id,
+        deadline=time.monotonic() + timeout,
+        logger=logging.getLogger(f"gateway.plugin.{target.connector.name}"),
+    )
 
 
 def _records_problem(kind: str, options: Mapping[str, Any]) -> list[dict[str, str]]:
-    field_name = RECORDS.get(kind)
+    field_name = "data" if kind == "preSavePage" else RECORDS.get(kind)
     if field_name is None or isinstance(options.get(field_name), list):
         return []
     return [{"code": "invalid_field", "message": f"options.{field_name} must be an array of records."}]

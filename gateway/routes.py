@@ -81,15 +81,11 @@ def livez() -> Response:
 def readyz() -> Response:
     app_state = state()
     if app_state.draining.is_set():
-        body = {
-            "errors": [
-                {
-                    "code": "terminating",
-                    "message": "The gateway is draining before shutdown; send new calls elsewhere.",
-                }
-            ]
-        }
-        return Response(serialize.dumps(body), status=503, mimetype=JSON)
+        raise GatewayError(
+            "The gateway is draining before shutdown; send new calls elsewhere.",
+            code="terminating",
+            status=503,
+        )
     return Response(serialize.dumps({"status": "ready"}), mimetype=JSON)
 
 

@@ -1,9 +1,8 @@
 """Secret hygiene: find a call's secrets and mask them in any text.
 
 The secrets of a call are every scalar under the connection's ``encrypted``
-section (top level, or under ``wrapper`` as integrator.io's connection
-resource nests it), the call's ``bearerToken`` and the system token that
-authorised it. A plugin that puts a password into an exception message, a
+section (found by :class:`gateway.parsed.Connection`), the call's
+``bearerToken`` and the system token that authorised it. A plugin that puts a password into an exception message, a
 log line or a result's ``errors`` gets it masked before anything leaves the
 process: the core runs every such text through :meth:`Scrubber.scrub`.
 """
@@ -51,20 +50,12 @@ def _forms(secret: str) -> set[str]:
     return {f for f in forms if f}
 
 
-def call_secrets(options: Any) -> list[str]:
-    """Every secret of one call's ``options``."""
-    if not isinstance(options, Mapping):
-        return []
-    found: list[str] = []
-    connection = options.get("connection")
-    if isinstance(connection, Mapping):
-        found.extend(_scalars(connection.get("encrypted")))
-        wrapper = connection.get("wrapper")
-        if isinstance(wrapper, Mapping):
-            found.extend(_scalars(wrapper.get("encrypted")))
-    token = options.get("bearerToken")
-    if isinstance(token, str) and token:
-        found.append(token)
+def call_secrets(encrypted: Any, bearer_token: str | None = None) -> list[str]:
+    """Every secret of one call: the scalars under its connection's ``encrypted``
+    sections (:attr:`gateway.parsed.Connection.secret_sections`) and its bearer token."""
+    found = list(_scalars(encrypted))
+    if bearer_token:
+        found.append(bearer_token)
     return found
 
 
@@ -115,8 +106,8 @@ def _scrubber(secrets: tuple[str, ...]) -> Scrubber:
     return Scrubber(secrets)
 
 
-def scrubber_for(options: Any) -> Scrubber:
+def scrubber_for(encrypted: Any, bearer_token: str | None = None) -> Scrubber:
     """The scrubber of one call; built once per distinct set of secrets, since a
     connection's calls repeat them and compiling the pattern is the costly part."""
-    secrets = call_secrets(options)
+    secrets = call_secrets(encrypted, bearer_token)
     return _scrubber(tuple(sorted(set(secrets)))) if secrets else NOTHING

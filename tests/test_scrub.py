@@ -1,5 +1,6 @@
 """Secret masking, unit by unit: the forms a secret takes in text."""
 
+from gateway.parsed import Connection
 from gateway.scrub import MASK, Scrubber, call_secrets
 
 
@@ -12,7 +13,9 @@ def test_secrets_come_from_both_places_a_connection_keeps_them():
             "unencrypted": {"host": "not-a-secret"},
         },
     }
-    assert sorted(call_secrets(options)) == sorted(["p1", "12345", "k-from-wrapper", "one-time-token"])
+    connection = Connection.parse(options["connection"])
+    found = call_secrets(connection.secret_sections, options["bearerToken"])
+    assert sorted(found) == sorted(["p1", "12345", "k-from-wrapper", "one-time-token"])
 
 
 def test_masks_raw_url_encoded_and_json_escaped_forms():
@@ -46,9 +49,7 @@ def test_scrub_errors_masks_messages_in_place():
 def test_a_calls_scrubber_is_reused_for_the_same_secrets():
     from gateway.scrub import NOTHING, scrubber_for
 
-    options = {"connection": {"encrypted": {"password": "Reused-Secret-1"}}}
-    assert scrubber_for(options) is scrubber_for(
-        {"connection": {"encrypted": {"password": "Reused-Secret-1"}}}
-    )
-    assert scrubber_for(options).scrub("x Reused-Secret-1") == f"x {MASK}"
-    assert scrubber_for({"connection": {}}) is NOTHING
+    encrypted = {"password": "Reused-Secret-1"}
+    assert scrubber_for(encrypted) is scrubber_for({"password": "Reused-Secret-1"})
+    assert scrubber_for(encrypted).scrub("x Reused-Secret-1") == f"x {MASK}"
+    assert scrubber_for({}) is NOTHING

@@ -28,11 +28,14 @@ import logging
 import math
 import sys
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import MAX_LEVEL, Settings
-from ..errors import ConcurrencyLimitExceeded, GatewayError, InvalidRequest, LimiterUnavailable
+from ..errors import ConcurrencyLimitExceeded, InvalidRequest, LimiterUnavailable, Overloaded
+
+if TYPE_CHECKING:
+    from ..parsed import Connection
 
 log = logging.getLogger("gateway.limits")
 
@@ -53,11 +56,6 @@ class BackendDown(Exception):
     """The backend cannot count slots right now (service down, socket gone)."""
 
 
-class Overloaded(GatewayError):
-    status = 503
-    code = "overloaded"
-
-
 class Limiter:
     """What :class:`gateway.calls.Gateway` calls around every plugin call."""
 
@@ -73,9 +71,8 @@ class Limiter:
         """``observer.waiting(key, +1/-1)``, ``.running(key, +1/-1)``, ``.rejected(key)``."""
         self._observers.append(observer)
 
-    def level(self, connection_id: str, options: Mapping[str, Any]) -> int:
-        connection = options.get("connection") or {}
-        raw = connection.get("concurrencyLevel") if isinstance(connection, Mapping) else None
+    def level(self, connection_id: str, raw: Any) -> int:
+        """The level of a connection that sent ``concurrencyLevel`` ``raw`` (None: not sent)."""
         if raw is None:
             return self.settings.levels.get(connection_id, self.settings.default_level)
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
@@ -92,18 +89,18 @@ class Limiter:
         return raw
 
     @contextlib.contextmanager
-    def __call__(self, context: Any, options: Mapping[str, Any]) -> Iterator[None]:
+    def __call__(self, connection: Connection) -> Iterator[None]:
         if not self._in_flight.acquire(blocking=False):
             raise Overloaded(
                 f"This gateway worker already runs {self.settings.max_in_flight} calls; retry shortly.",
                 headers={"Retry-After": "1"},
             )
         try:
-            key = context.connection_id
+            key = connection.id
             if key is None or self.backend is None:
                 yield  # hooks and utilities have no connection to limit
                 return
-            level = self.level(key, options)
+            level = self.level(key, connection.level)
             lease = self._acquire(key, level)
             self._notify("running", key, 1)
             try:
