@@ -1,7 +1,17 @@
 import sys
 
 import pytest
-from support import ROTATED, TESTKIT, Gunicorn, write_testkit_site
+from support import ROTATED, Gunicorn, write_testkit_site
+
+# Fixtures that start processes (gunicorn, redis-server, node): tests using them are `slow`.
+PROCESSES = frozenset(("gateway", "start_gateway", "redis_server", "peer", "ours"))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if PROCESSES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 GATEWAY_CONFIG = f"""
 system_tokens = ["{ROTATED}"]
@@ -18,9 +28,10 @@ legacyPing = "kit.ping"
 def testkit_site(tmp_path_factory):
     """The test plugins, published on the real entry-point group; also importable here."""
     site = write_testkit_site(tmp_path_factory.mktemp("site"))
-    for path in (str(site), str(TESTKIT)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    # The plugins themselves are importable through pytest's pythonpath; the
+    # metadata that publishes their entry points is made here, in a fresh folder.
+    if str(site) not in sys.path:
+        sys.path.insert(0, str(site))
     return site
 
 

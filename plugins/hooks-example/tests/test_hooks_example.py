@@ -4,6 +4,8 @@ import pytest
 
 from gateway.testing import GatewayProcess, post
 
+pytestmark = pytest.mark.slow  # a real gunicorn
+
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
