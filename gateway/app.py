@@ -19,9 +19,10 @@ from werkzeug.exceptions import HTTPException
 
 from . import config, limits, logs, metrics, serialize
 from .auth import TokenCheck
-from .calls import Gateway
+from .calls import CallContext, Gateway
 from .config import Settings
 from .errors import GatewayError, shape
+from .hookspecs import hookimpl
 from .plugins import Registry
 from .routes import bp, new_request_id
 
@@ -66,11 +67,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     meter = metrics.Metrics()
     meter.plugins(registry.connectors)
     limiter.observe(meter)
-    gateway.observers.append(
-        lambda context, outcome, seconds, answer: meter.call_done(
-            context.connector, context.function, outcome, seconds, len(answer.body)
-        )
-    )
+    # The core's metrics observe calls through the same hook other plugins use.
+    registry.pm.register(CallMetrics(meter), name=f"wrapgate.metrics.{id(meter)}")
     app.extensions["wrapgate"] = State(
         settings=settings,
         registry=registry,
@@ -86,6 +84,19 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.register_error_handler(GatewayError, _gateway_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+class CallMetrics:
+    """The core plugin that counts every call in the app's Prometheus metrics."""
+
+    def __init__(self, meter: metrics.Metrics):
+        self.meter = meter
+
+    @hookimpl
+    def wrapgate_call_done(
+        self, context: CallContext, outcome: str, seconds: float, response_bytes: int
+    ) -> None:
+        self.meter.call_done(context.connector, context.function, outcome, seconds, response_bytes)
 
 
 # Paths a balancer or a scraper polls every few seconds: no log line for them.

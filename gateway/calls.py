@@ -122,8 +122,6 @@ class Gateway:
         self._options_schema = ExtensionOptions(
             serves_diy=settings.diy is not False, connector_ids=settings.connector_ids
         )
-        #: called after every call with (context, outcome, seconds, answer): metrics and the like
-        self.observers: list[Callable[[CallContext, str, float, Answer], None]] = []
 
     # -- the path ---------------------------------------------------------
 
@@ -159,10 +157,27 @@ class Gateway:
             answer = Answer(200, payload, {})
         except Exception as exc:  # noqa: BLE001 - every failure is answered, shaped
             answer, outcome = self._failure(exc, context, scrubber)
-        seconds = time.perf_counter() - started
-        for observer in self.observers:
-            observer(context, outcome, seconds, answer)
+        self._done(context, outcome, time.perf_counter() - started, answer)
         return answer
+
+    def _done(self, context: CallContext, outcome: str, seconds: float, answer: Answer) -> None:
+        arguments = {
+            "context": context,
+            "outcome": outcome,
+            "seconds": seconds,
+            "status": answer.status,
+            "response_bytes": len(answer.body),
+        }
+        # Each observer on its own: pluggy would stop at the first that raises.
+        for impl in self.registry.pm.hook.wrapgate_call_done.get_hookimpls():
+            try:
+                impl.function(*(arguments[name] for name in impl.argnames))
+            except Exception:  # an observer's failure must not change the answer (logged)
+                log.exception(
+                    "%s failed in wrapgate_call_done after %s",
+                    impl.plugin_name,
+                    context.wire_name or "a call",
+                )
 
     def _find(self, call: Call) -> Target:
         """The function a call names; the reference's order of checks: the group

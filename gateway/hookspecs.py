@@ -60,7 +60,8 @@ Rules every hook shares:
 * Only the plugin a wire name selects is called; the other plugins never see
   the call. Plugins that serve no function may wrap every call with
   ``@hookimpl(wrapper=True)`` (metrics, audit): such a wrapper must return the
-  result it received (``return (yield)``), or re-raise what it caught.
+  result it received (``return (yield)``), or re-raise what it caught. To
+  observe every call without touching it, implement :func:`wrapgate_call_done`.
 * Any exception answers 422 ``{"errors": [{"code", "message"}]}`` with the
   exception's ``code`` attribute (else its ``name`` attribute, else its class
   name) and its ``message`` attribute (else its text), as the reference stack
@@ -193,6 +194,31 @@ def wrapgate_configuration_schema(function: str) -> Any | None:
         is what :func:`wrapgate_export` / :func:`wrapgate_import` receive as
         ``configuration``. Asked once per function and kept: the answer may
         depend on ``function`` only.
+    """
+
+
+# ---------------------------------------------------------------------------
+# Observing calls (every plugin that implements these sees every call)
+# ---------------------------------------------------------------------------
+
+
+@hookspec
+@_contract
+def wrapgate_call_done(
+    context: CallContext, outcome: str, seconds: float, status: int, response_bytes: int
+) -> None:
+    """After every call, answered or failed: metrics, audit. The core's own
+    Prometheus metrics are a plugin of this hook.
+
+    :param context: the call's context; when the call failed before its function
+        was found (a bad request), only ``request_id`` and ``trace_id`` are set.
+    :param outcome: ``"ok"``, or the code of the error the call was answered with.
+    :param seconds: how long the call took, from its body to its answer.
+    :param status: the HTTP status of the answer.
+    :param response_bytes: the length of the answer's body.
+    :returns: nothing. Each implementation is called on its own: the answer is
+        made already, and an exception raised by one is logged and changes
+        nothing for the caller nor for the other implementations.
     """
 
 

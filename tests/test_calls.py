@@ -81,3 +81,25 @@ def test_every_group_is_reachable_by_its_own_name_and_the_reference_aliases():
         "setting": "settings",
         "utility": "utilities",
     }
+
+
+def test_every_call_is_seen_by_call_done_hooks_and_their_failure_changes_nothing():
+    from gateway import hookimpl
+    from gateway.testing import InProcessGateway
+    from wrapgate_testkit import kit, observer
+
+    class Broken:
+        @hookimpl
+        def wrapgate_call_done(self):
+            raise RuntimeError("observer bug")
+
+    gateway = InProcessGateway({"kit": kit, "observer": observer, "broken": Broken()})
+    observer.DONE.clear()
+    assert gateway.call("kit.ping", {"connection": {"unencrypted": {}}}) == (200, {"statusCode": 200})
+    assert gateway.call("kit.nothing", {"a": 1})[0] == 422
+    assert gateway.call("kit.ping", None)[0] == 422  # a bad request: no function found yet
+    assert observer.DONE == [
+        ("kit.ping", "ok", 200),
+        ("", "invalid_function", 422),
+        ("", "missing_required_field", 422),
+    ]

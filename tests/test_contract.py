@@ -60,6 +60,7 @@ def test_every_kind_has_its_hook_and_group():
         "functions",
         "connection_schemas",
         "configuration_schema",
+        "call_done",
     }
     assert set(hookspecs.KIND_GROUP) == set(hookspecs.KINDS)
 
