@@ -33,27 +33,25 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import MAX_LEVEL, Settings
 from ..errors import ConcurrencyLimitExceeded, InvalidRequest, LimiterUnavailable, Overloaded
+from .backend import Backend, BackendDown, Lease
+from .local import ArbiterBackend, InProcessBackend
 
 if TYPE_CHECKING:
     from ..parsed import Connection
 
+__all__ = ["Backend", "BackendDown", "Lease", "Limiter", "SlotObserver", "build"]
+
 log = logging.getLogger("gateway.limits")
 
 
-class Lease(Protocol):
-    def release(self) -> None: ...
+class SlotObserver(Protocol):
+    """What watches a limiter (the metrics): waiting and running calls per connection."""
 
+    def waiting(self, key: str, delta: int) -> None: ...
 
-class Backend(Protocol):
-    name: str
+    def running(self, key: str, delta: int) -> None: ...
 
-    def acquire(self, key: str, level: int, wait: float) -> Lease | None:
-        """A slot of ``key``, waiting at most ``wait`` seconds (None when none freed).
-        Raises :class:`BackendDown` when the service that counts slots is unreachable."""
-
-
-class BackendDown(Exception):
-    """The backend cannot count slots right now (service down, socket gone)."""
+    def rejected(self, key: str) -> None: ...
 
 
 class Limiter:
@@ -65,10 +63,9 @@ class Limiter:
         self.fallback = fallback
         self._in_flight = threading.BoundedSemaphore(settings.max_in_flight)
         self._capped: set[str] = set()
-        self._observers: list[Any] = []
+        self._observers: list[SlotObserver] = []
 
-    def observe(self, observer: Any) -> None:
-        """``observer.waiting(key, +1/-1)``, ``.running(key, +1/-1)``, ``.rejected(key)``."""
+    def observe(self, observer: SlotObserver) -> None:
         self._observers.append(observer)
 
     def level(self, connection_id: str, raw: Any) -> int:
@@ -101,32 +98,36 @@ class Limiter:
                 yield  # hooks and utilities have no connection to limit
                 return
             level = self.level(key, connection.level)
-            lease = self._acquire(key, level)
-            self._notify("running", key, 1)
+            lease = self._acquire(self.backend, key, level)
+            for observer in self._observers:
+                observer.running(key, 1)
             try:
                 yield
             finally:
-                self._notify("running", key, -1)
+                for observer in self._observers:
+                    observer.running(key, -1)
                 lease.release()
         finally:
             self._in_flight.release()
 
-    def _acquire(self, key: str, level: int) -> Lease:
+    def _acquire(self, backend: Backend, key: str, level: int) -> Lease:
         wait = self.settings.limit_wait
-        self._notify("waiting", key, 1)
+        for observer in self._observers:
+            observer.waiting(key, 1)
         try:
             try:
-                lease = self.backend.acquire(key, level, wait)
+                lease = backend.acquire(key, level, wait)
             except BackendDown as exc:
                 if self.settings.limiter_failure != "local" or self.fallback is None:
-                    log.error("%s limiter unavailable, refusing the call: %s", self.backend.name, exc)
+                    log.error("%s limiter unavailable, refusing the call: %s", backend.name, exc)
                     raise LimiterUnavailable(
                         "The concurrency limiter is unavailable; retry shortly.", headers={"Retry-After": "5"}
                     ) from None
-                log.error("%s limiter unavailable, limiting in this process only: %s", self.backend.name, exc)
+                log.error("%s limiter unavailable, limiting in this process only: %s", backend.name, exc)
                 lease = self.fallback.acquire(key, level, wait)
         finally:
-            self._notify("waiting", key, -1)
+            for observer in self._observers:
+                observer.waiting(key, -1)
         if lease is None:
             for observer in self._observers:
                 observer.rejected(key)
@@ -137,20 +138,14 @@ class Limiter:
             )
         return lease
 
-    def _notify(self, what: str, key: str, delta: int) -> None:
-        for observer in self._observers:
-            getattr(observer, what)(key, delta)
-
 
 def build(settings: Settings) -> Limiter:
     """The limiter the settings ask for."""
-    from .local import ArbiterBackend, InProcessBackend
-
     in_process = InProcessBackend()
     if settings.limiter == "none":
         return Limiter(settings, None)
     if settings.limiter == "redis":
-        from .redis_backend import RedisBackend
+        from .redis_backend import RedisBackend  # only with the redis extra installed
 
         return Limiter(settings, RedisBackend(settings.redis_url, settings.lease_seconds), in_process)
     if settings.limiter_socket:

@@ -7,8 +7,8 @@ import socket
 import threading
 import time
 
-from . import BackendDown
 from .arbiter import MAX_LINE
+from .backend import BackendDown
 
 # One request line: "ACQ <level> <key>\n"; the arbiter answers "OK\n" when the
 # slot is granted. Holding the socket open holds the slot; closing it, or the
