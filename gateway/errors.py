@@ -81,6 +81,21 @@ class RecordError(GatewayError):
     code = "invalid_record"
 
 
+class InvalidConfiguration(GatewayError):
+    """The export's or import's ``configuration`` cannot work with the external
+    system (a column, table or path that is not there...): fails the call, 422."""
+
+    code = "invalid_configuration"
+
+
+class UnexpectedAnswer(GatewayError):
+    """The external system answered what the connector cannot use (not JSON, no
+    array where records were expected, a next-page link to another host): 422.
+    Use it rather than inventing an HTTP status the system never sent."""
+
+    code = "unexpected_answer"
+
+
 # -- Errors the core raises -------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from gateway import hookimpl
-from gateway.errors import ConnectionOffline, CredentialsRefused, record_result
+from gateway.errors import ConnectionOffline, CredentialsRefused, UnexpectedAnswer, record_result
 from gateway.resources import PerConnection
 
 from . import schemas
@@ -74,7 +74,7 @@ def _records(body: Any, expression: str) -> list:
     if found is None:
         return []
     if not isinstance(found, list):
-        raise ApiError(200, f"recordsPath {expression!r} found {type(found).__name__}, not an array")
+        raise UnexpectedAnswer(f"recordsPath {expression!r} found {type(found).__name__}, not an array")
     return found
 
 
@@ -101,14 +101,14 @@ def wrapgate_export(unencrypted, encrypted, configuration, type, delta, test, st
     elif kind == "link" and state.get("url"):
         url, params = state["url"], {}  # the API's own next link carries every parameter
         if not api.same_origin(url):
-            raise ApiError(
-                400, "the next-page link points to another host; refusing to send credentials there"
+            raise UnexpectedAnswer(
+                "the next-page link points to another host; refusing to send credentials there"
             )
     response = api.checked("GET", url, params=params)
     try:
         body = response.json()
     except ValueError:
-        raise ApiError(response.status_code, f"GET {configuration['path']} did not answer JSON") from None
+        raise UnexpectedAnswer(f"GET {configuration['path']} did not answer JSON") from None
     data = _records(body, configuration["recordsPath"])
     if type == "test":
         limit = int((test or {}).get("limit") or len(data) or 1)

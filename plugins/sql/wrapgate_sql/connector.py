@@ -17,13 +17,13 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError
 
 from gateway import hookimpl
-from gateway.errors import ConnectionOffline
+from gateway.errors import ConnectionOffline, InvalidConfiguration
 from gateway.resources import PerConnection
 
 from . import schemas
 from .engines import connection_failure, create_engine, reason
-from .export import ExportError, export_page
-from .imports import ConfigurationProblem, import_batch
+from .export import export_page
+from .imports import import_batch
 
 # At most 64 engines; the least recently used is disposed (its pooled connections closed).
 ENGINES = PerConnection(create_engine, dispose=lambda engine: engine.dispose(), capacity=64)
@@ -62,7 +62,7 @@ def wrapgate_export(unencrypted, encrypted, configuration, type, delta, once, te
     try:
         return export_page(engine, configuration, type, delta, once, test, state)
     except LookupError as exc:
-        raise ExportError(str(exc)) from None
+        raise InvalidConfiguration(str(exc)) from None
     except DBAPIError as exc:
         raise _failure(exc) from None
 
@@ -73,6 +73,6 @@ def wrapgate_import(unencrypted, encrypted, configuration, postMapData):
     try:
         return import_batch(engine, configuration, postMapData)
     except LookupError as exc:
-        raise ConfigurationProblem(str(exc)) from None
+        raise InvalidConfiguration(str(exc)) from None
     except DBAPIError as exc:
         raise _failure(exc) from None

@@ -23,6 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gateway.errors import InvalidConfiguration
+
 from .engines import reflect
 
 # Values orjson and the gateway write themselves; anything else is widened here.
@@ -59,15 +61,11 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-class ExportError(ValueError):
-    code = "invalid_configuration"
-
-
 def _column(columns: Any, name: str, what: str) -> sa.ColumnElement:
     try:
         return columns[name]
     except KeyError:
-        raise ExportError(f"{what} {name!r} is not a column of the export's source") from None
+        raise InvalidConfiguration(f"{what} {name!r} is not a column of the export's source") from None
 
 
 def _source(conn: Connection, engine: Engine, conf: Mapping[str, Any]):
@@ -86,7 +84,7 @@ def _since(column: sa.ColumnElement, milliseconds: Any) -> datetime.datetime:
     try:
         moment = datetime.datetime.fromtimestamp(float(milliseconds) / 1000, datetime.UTC)
     except (TypeError, ValueError, OverflowError):
-        raise ExportError(
+        raise InvalidConfiguration(
             f"delta.lastExecutionTime must be milliseconds since the epoch, got {milliseconds!r}"
         ) from None
     # A column without a time zone holds UTC wall time.
@@ -112,7 +110,7 @@ def export_page(
                 flag = None
                 if export_type == "once":
                     if table is None:
-                        raise ExportError("a once export needs a table: it marks exported rows")
+                        raise InvalidConfiguration("a once export needs a table: it marks exported rows")
                     flag = _column(columns, (once or {}).get("booleanField", ""), "once.booleanField")
                     if state.get("mark"):
                         conn.execute(sa.update(table).where(key.in_(state["mark"])).values({flag.name: True}))

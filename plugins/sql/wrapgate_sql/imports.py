@@ -21,15 +21,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from gateway.errors import RecordError, record_result
+from gateway.errors import InvalidConfiguration, RecordError, record_result
 
 from .engines import connection_failure, first_line, reflect
 
 _NATIVE_UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-class ConfigurationProblem(ValueError):
-    code = "invalid_configuration"
 
 
 def import_batch(engine: Engine, conf: Mapping[str, Any], records: Sequence[Any]) -> list[dict]:
@@ -38,12 +34,12 @@ def import_batch(engine: Engine, conf: Mapping[str, Any], records: Sequence[Any]
     keys = conf.get("keys") or [c.name for c in table.primary_key.columns]
     for name in keys:
         if name not in table.c:
-            raise ConfigurationProblem(f"key {name!r} is not a column of {table.name}")
+            raise InvalidConfiguration(f"key {name!r} is not a column of {table.name}")
     if not keys and (conf["operation"] != "insert" or conf["ignoreExisting"]):
-        raise ConfigurationProblem(f"{table.name} has no primary key: configure keys")
+        raise InvalidConfiguration(f"{table.name} has no primary key: configure keys")
     id_column = conf.get("idColumn") or (keys[0] if keys else None)
     if id_column is not None and id_column not in table.c:
-        raise ConfigurationProblem(f"idColumn {id_column!r} is not a column of {table.name}")
+        raise InvalidConfiguration(f"idColumn {id_column!r} is not a column of {table.name}")
     writer = _Writer(table, conf, keys, id_column)
     results: list[dict | None] = [None] * len(records)
     written: list[int] = []
