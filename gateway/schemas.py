@@ -220,5 +220,12 @@ class ImportEntry(Schema):
     errors = fields.List(fields.Nested(ErrorEntry))
 
 
+class PreSavePageResult(Schema):
+    data = fields.List(fields.Raw(), required=True)
+    errors = fields.List(fields.Nested(ErrorEntry))
+    abort = fields.Boolean()
+    newErrorsAndRetryData = fields.List(fields.Raw())
+
+
 class Health(Schema):
     success = fields.Boolean(required=True)
