@@ -1,8 +1,10 @@
 """The data path of one ``POST /function`` call, top to bottom.
 
-validate the extension options → find the connector → validate its sections →
-limit → call under a deadline → check and serialise the result → shape any
-error. HTTP is not this module's business: :meth:`Gateway.call` takes a parsed
+validate the extension options and parse them into a :class:`~gateway.parsed.Call`
+→ find the function (group by ``type``, plugin, kind) → build the context →
+the hook's arguments, a wrapper's sections validated → limit → call under a
+deadline → check the answer for its kind and serialise it → shape any error →
+tell the ``wrapgate_call_done`` observers. HTTP is not this module's business: :meth:`Gateway.call` takes a parsed
 body and returns an :class:`Answer` (status, JSON bytes, headers), so the CLI's
 ``wrapgate call`` runs exactly the path the web route runs.
 """
