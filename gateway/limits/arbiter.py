@@ -26,8 +26,9 @@ import tempfile
 import threading
 import time
 
+from .backend import MAX_LINE
+
 log = logging.getLogger("gateway.limits.arbiter")
-MAX_LINE = 1024
 
 
 class _Client:

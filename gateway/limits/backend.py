@@ -1,10 +1,15 @@
 """What a limiter backend is: the protocol every backend (in-process, the
-arbiter's client, Redis) implements, and the one error they raise. The backends
-import this module; the package imports the backends: imports run one way."""
+arbiter's client, Redis) implements, the one error they raise and the constants
+the arbiter and its client share. The backends and the arbiter import this
+module; the package imports the backends: imports run one way. (The package
+never imports the arbiter: gunicorn's master runs it as ``python -m``.)"""
 
 from __future__ import annotations
 
 from typing import Protocol
+
+#: longest line of the arbiter's protocol (between the arbiter and its client), in bytes
+MAX_LINE = 1024
 
 
 class Lease(Protocol):

@@ -7,8 +7,7 @@ import socket
 import threading
 import time
 
-from .arbiter import MAX_LINE
-from .backend import BackendDown
+from .backend import MAX_LINE, BackendDown
 
 # One request line: "ACQ <level> <key>\n"; the arbiter answers "OK\n" when the
 # slot is granted. Holding the socket open holds the slot; closing it, or the
