@@ -19,6 +19,9 @@ from typing import Any
 
 from gateway import hookimpl
 
+#: The plugin contract these hooks are written against (gateway.CONTRACT_VERSION).
+WRAPGATE_CONTRACT = 1
+
 #: a practical check, not RFC 5322: something@something.tld, no spaces
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULTS = {"region": "eu", "pageSize": 100, "syncDeleted": False}
