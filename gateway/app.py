@@ -12,17 +12,18 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import Flask, Response, current_app, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from . import config, limits, logs, metrics, serialize
 from .auth import ClientAddress, FailedTokens, OpsAccess, TokenCheck
-from .calls import Gateway
+from .calls import CallContext, Gateway
 from .catalog_routes import bp as catalog_bp
 from .config import Settings
 from .errors import GatewayError, shape
+from .hookspecs import hookimpl
 from .plugins import Registry
 from .routes import bp, new_request_id
 
@@ -60,17 +61,15 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app = Flask("gateway")
     # Flask turns an over-long body into a 413 before any of it is parsed.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):
+        app.json.sort_keys = False
     limiter = limits.build(settings)
     gateway = Gateway(settings, registry, limiter)
     meter = metrics.Metrics(settings.metrics_connections)
     meter.plugins(registry.connectors)
     limiter.observe(meter)
-    gateway.observers.append(
-        lambda context, outcome, seconds, answer: meter.call_done(
-            context.connector, context.function, outcome, seconds, len(answer.body)
-        )
-    )
+    # The core's metrics observe calls through the same hook other plugins use.
+    registry.pm.register(CallMetrics(meter), name=f"wrapgate.metrics.{id(meter)}")
     client = ClientAddress(settings.forwarded_allow_ips)
     failures = FailedTokens(settings.failed_token_limit)
     metrics_check = TokenCheck([settings.metrics_token], failures, client) if settings.metrics_token else None
@@ -92,12 +91,26 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     return app
 
 
+class CallMetrics:
+    """The core plugin that counts every call in the app's Prometheus metrics."""
+
+    def __init__(self, meter: metrics.Metrics):
+        self.meter = meter
+
+    @hookimpl
+    def wrapgate_call_done(
+        self, context: CallContext, outcome: str, seconds: float, response_bytes: int
+    ) -> None:
+        self.meter.call_done(context.connector, context.function, outcome, seconds, response_bytes)
+
+
 # Paths a balancer or a scraper polls every few seconds: no log line for them.
 _QUIET = frozenset(("/livez", "/readyz", "/metrics", "/openapi.json"))
 
 
 def _begin() -> None:
-    req = request._get_current_object()  # one proxy lookup, not one per attribute
+    # One proxy lookup, not one per attribute (the proxy's method is untyped).
+    req = request._get_current_object()  # type: ignore[attr-defined]
     request_id = new_request_id()
     req.environ["wrapgate.request_id"] = request_id
     req.environ["wrapgate.started"] = time.perf_counter()
@@ -106,7 +119,7 @@ def _begin() -> None:
 
 
 def _access_log(response: Response) -> Response:
-    req = request._get_current_object()
+    req = request._get_current_object()  # type: ignore[attr-defined]
     route = req.url_rule.rule if req.url_rule is not None else "unmatched"
     current_app.extensions["wrapgate"].metrics.http_request(route, response.status_code)
     if req.path in _QUIET or not access.isEnabledFor(logging.INFO):
@@ -128,7 +141,9 @@ def _access_log(response: Response) -> Response:
     return response
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+def _json(exc: BaseException) -> Response:
+    status, body, headers = shape(exc)
+    logs.bind(error=body["errors"][0]["code"])
     return Response(serialize.dumps(body), status=status, headers=headers, mimetype="application/json")
 
 
@@ -137,7 +152,7 @@ def _code(exc: HTTPException) -> str:
 
 
 def _http_error(exc: HTTPException) -> Response:
-    logs.bind(error=_code(exc))
+    """Werkzeug's HTTP errors (400, 404, 405, 413...) as the one JSON error shape."""
     if exc.code is None or exc.code >= 500:
         return _unexpected_error(exc)
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
@@ -149,27 +164,16 @@ def _http_error(exc: HTTPException) -> Response:
         message = f"No route {request.path}; the gateway serves POST /function."
     elif exc.code == 405:
         message = f"{request.method} is not allowed on {request.path}."
-    return _json(exc.code, {"errors": [{"code": _code(exc), "message": message}]}, headers)
+    return _json(GatewayError(message, code=_code(exc), status=exc.code, headers=headers))
 
 
 def _gateway_error(exc: GatewayError) -> Response:
-    status, body, headers = shape(exc)
-    logs.bind(error=exc.code)
-    return _json(status, body, headers)
+    return _json(exc)
 
 
 def _unexpected_error(exc: Exception) -> Response:
     request_id = request.environ.get("wrapgate.request_id", "")
     logs.bind(error="internal_error")
     log.error("unexpected failure serving %s %s", request.method, request.path, exc_info=exc)
-    return _json(
-        500,
-        {
-            "errors": [
-                {
-                    "code": "internal_error",
-                    "message": f"The gateway failed unexpectedly; its log has request {request_id}.",
-                }
-            ]
-        },
-    )
+    message = f"The gateway failed unexpectedly; its log has request {request_id}."
+    return _json(GatewayError(message, code="internal_error", status=500))

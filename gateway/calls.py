@@ -1,8 +1,10 @@
 """The data path of one ``POST /function`` call, top to bottom.
 
-validate the extension options → find the connector → validate its sections →
-limit → call under a deadline → check and serialise the result → shape any
-error. HTTP is not this module's business: :meth:`Gateway.call` takes a parsed
+validate the extension options and parse them into a :class:`~gateway.parsed.Call`
+→ find the function (group by ``type``, plugin, kind) → build the context →
+the hook's arguments, a wrapper's sections validated → limit → call under a
+deadline → check the answer for its kind and serialise it → shape any error →
+tell the ``wrapgate_call_done`` observers. HTTP is not this module's business: :meth:`Gateway.call` takes a parsed
 body and returns an :class:`Answer` (status, JSON bytes, headers), so the CLI's
 ``wrapgate call`` runs exactly the path the web route runs.
 """
@@ -30,18 +32,38 @@ from .errors import (
     InvalidRequest,
     InvalidResponse,
     ResponseTooLarge,
-    entry_from_exception,
+    connection_failed,
     shape,
 )
+from .hookspecs import GROUPS, KIND_GROUP
+from .parsed import Call, Connection
 from .plugins import Connector, Registry
-from .schemas import ExtensionOptions, load_extension_options, max_response_size, validation_entries
+from .schemas import ExtensionOptions, js_text, load_extension_options, truthy, validation_entries
 from .scrub import NOTHING, Scrubber, scrub_result, scrubber_for
 
 log = logging.getLogger("gateway.calls")
 
-# `type` values that name the wrapper group; anything else is a group no
-# connector has. A falsy type means "top level", which is where wire names live.
-WRAPPER_TYPES = ("wrapper", "wrappers")
+# `type` -> the group of functions it names: the reference accepts the group's
+# own name and, for four of them, the singular. A falsy type means "top level"
+# (flat): a function of any group, found by its name alone.
+TYPE_GROUPS = {
+    **{group: group for group in GROUPS},
+    "wrapper": "wrappers",
+    "hook": "hooks",
+    "setting": "settings",
+    "utility": "utilities",
+}
+WRAPPER_KINDS = GROUPS["wrappers"]
+# Kinds whose input is an array of records, and the answer one entry per record.
+RECORDS = {
+    "import": "postMapData",
+    "preMap": "data",
+    "postMap": "postMapData",
+    "postSubmit": "responseData",
+    "postResponseMap": "postResponseMapData",
+}
+# Arguments every call hook gets that are not a field of options.
+_CORE_ARGUMENTS = frozenset(("function", "options", "context"))
 
 
 class Answer(NamedTuple):
@@ -71,8 +93,18 @@ class CallContext:
         return max(0.0, self.deadline - time.monotonic())
 
 
+@dataclass(frozen=True)
+class Target:
+    """The function a call names, found: its connector, name and kind."""
+
+    connector: Connector
+    wire_name: str  # "<connector>.<function>", aliases applied
+    function: str
+    kind: str
+
+
 @contextlib.contextmanager
-def _no_limit(context: CallContext, options: Mapping) -> Iterator[None]:
+def _no_limit(connection: Connection) -> Iterator[None]:
     yield
 
 
@@ -83,7 +115,7 @@ class Gateway:
         self,
         settings: Settings,
         registry: Registry,
-        limit: Callable[[CallContext, Mapping], Any] | None = None,
+        limit: Callable[[Connection], contextlib.AbstractContextManager[Any]] | None = None,
     ):
         self.settings = settings
         self.registry = registry
@@ -92,8 +124,6 @@ class Gateway:
         self._options_schema = ExtensionOptions(
             serves_diy=settings.diy is not False, connector_ids=settings.connector_ids
         )
-        #: called after every call with (context, outcome, seconds, answer): metrics and the like
-        self.observers: list[Callable[[CallContext, str, float, Answer], None]] = []
 
     # -- the path ---------------------------------------------------------
 
@@ -103,151 +133,150 @@ class Gateway:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            request = load_extension_options(self._options_schema, body)
-            options = request["options"]
-            scrubber = scrubber_for(options)
+            call = Call.parse(
+                load_extension_options(self._options_schema, body), self.settings.default_max_response_size
+            )
+            scrubber = scrubber_for(call.options)
             logs.bind_scrubber(scrubber)
-            connector, kind = self._find(request, context)
-            _describe(context, options)
+            target = self._find(call)
+            context = _context(call, target, request_id, trace_id, self.settings.call_timeout)
             logs.bind(
-                function=context.wire_name,
+                function=target.wire_name,
                 connector=context.connector,
                 connection_id=context.connection_id,
                 flow_id=context.flow_id,
-                export_id=options.get("_exportId"),
-                import_id=options.get("_importId"),
+                export_id=call.options.get("_exportId"),
+                import_id=call.options.get("_importId"),
             )
-            arguments = self._arguments(connector, kind, options, context)
-            context.deadline = time.monotonic() + self.settings.call_timeout
-            with self.limit(context, options):
+            arguments = self._arguments(target, call, context)
+            with self.limit(call.connection):
                 result = call_with_deadline(
-                    lambda: self._invoke(connector, kind, arguments, scrubber),
+                    lambda: self._invoke(target, arguments, scrubber),
                     self.settings.call_timeout,
-                    context.wire_name,
+                    target.wire_name,
                 )
-            payload = self._serialise(kind, result, arguments, request, scrubber)
+            payload = self._serialise(target, result, arguments, call, scrubber)
             answer = Answer(200, payload, {})
         except Exception as exc:  # noqa: BLE001 - every failure is answered, shaped
             answer, outcome = self._failure(exc, context, scrubber)
-        seconds = time.perf_counter() - started
-        for observer in self.observers:
-            observer(context, outcome, seconds, answer)
+        self._done(context, outcome, time.perf_counter() - started, answer)
         return answer
 
-    def _find(self, request: Mapping[str, Any], context: CallContext) -> tuple[Connector, str]:
-        group = request.get("type")
-        if group and group not in WRAPPER_TYPES:
-            raise GatewayError(f"The object {group} doesn't exist in the module.", code="object_not_found")
-        name = self.settings.aliases.get(request["function"], request["function"])
+    def _done(self, context: CallContext, outcome: str, seconds: float, answer: Answer) -> None:
+        arguments = {
+            "context": context,
+            "outcome": outcome,
+            "seconds": seconds,
+            "status": answer.status,
+            "response_bytes": len(answer.body),
+        }
+        # Each observer on its own: pluggy would stop at the first that raises.
+        for impl in self.registry.pm.hook.wrapgate_call_done.get_hookimpls():
+            try:
+                impl.function(*(arguments[name] for name in impl.argnames))
+            except Exception:  # an observer's failure must not change the answer (logged)
+                log.exception(
+                    "%s failed in wrapgate_call_done after %s",
+                    impl.plugin_name,
+                    context.wire_name or "a call",
+                )
+
+    def _find(self, call: Call) -> Target:
+        """The function a call names; the reference's order of checks: the group
+        (``type``) first, then the function within it."""
+        group = None
+        if truthy(call.type):
+            group = TYPE_GROUPS.get(call.type) if isinstance(call.type, str) else None
+            if group is None or group not in self._groups(call):
+                raise GatewayError(
+                    f"The object {js_text(call.type)} doesn't exist in the module.", code="object_not_found"
+                )
+        name = self.settings.aliases.get(call.function, call.function)
         connector_name, _, function = name.partition(".")
-        if not self._serves(request, connector_name):
-            raise FunctionNotFound()
         connector = self.registry.connectors.get(connector_name)
-        if connector is None:
+        if connector is None or not self._serves(call, connector_name):
             raise FunctionNotFound()
         if connector.error is not None:
             raise ConnectorUnavailable(f"Connector {connector_name} failed to load: {connector.unavailable}")
         kind = connector.functions.get(function)
-        if kind is None:
+        if kind is None or (group is not None and KIND_GROUP[kind] != group):
             raise FunctionNotFound()
-        context.wire_name, context.connector, context.function, context.kind = (
-            name,
-            connector_name,
-            function,
-            kind,
-        )
-        return connector, kind
+        return Target(connector, name, function, kind)
 
-    def _serves(self, request: Mapping[str, Any], connector: str) -> bool:
-        diy = request.get("diy")
-        if diy not in (None, False, 0, ""):
-            return self.settings.diy is True or connector in self.settings.diy
-        return connector in self.settings.connector_ids.get(str(request.get("_connectorId")), ())
+    def _groups(self, call: Call) -> set[str]:
+        """The groups of the functions this call's module (DIY, or its integration
+        app) serves; a connector that failed to load counts for what it claimed."""
+        groups: set[str] = set()
+        for name, connector in self.registry.connectors.items():
+            if self._serves(call, name):
+                groups.update(KIND_GROUP[kind] for kind in connector.functions.values())
+                if connector.error is not None:
+                    groups.add("wrappers")
+        return groups
 
-    def _arguments(
-        self, connector: Connector, kind: str, options: Mapping[str, Any], context: CallContext
-    ) -> dict[str, Any]:
-        """The hook's keyword arguments, its declared schemas applied."""
-        connection = options.get("connection")
-        connection = connection if isinstance(connection, dict) else {}
+    def _serves(self, call: Call, connector: str) -> bool:
+        if call.diy:
+            served = self.settings.diy
+            return served is True or (served is not False and connector in served)
+        return connector in self.settings.connector_ids.get(str(call.connector_id), ())
+
+    def _arguments(self, target: Target, call: Call, context: CallContext) -> dict[str, Any]:
+        """The hook's keyword arguments: the fields of ``options`` its hookspec
+        names, a wrapper's connection sections and configuration loaded by the
+        connector's schemas."""
+        options, kind = call.options, target.kind
         problems: list[dict[str, str]] = []
-        sections = {}
-        for section in ("unencrypted", "encrypted"):
-            raw = _section(connection, section)
-            schema = connector.schemas.get(section)
-            if schema is None:
-                sections[section] = raw
-                continue
-            try:
-                sections[section] = schema.load(raw)
-            except ValidationError as exc:
-                problems.extend(validation_entries(exc.messages, f"connection.{section}"))
-        arguments: dict[str, Any] = {
-            "function": context.function,
-            "connection": connection,
-            "options": options,
-            "context": context,
-            **sections,
+        arguments = {
+            name: options.get(name) for name in self.registry.arguments(kind) if name not in _CORE_ARGUMENTS
         }
-        if kind in ("export", "import"):
-            configuration = options.get("configuration")
-            schema = connector.configuration_schema(context.function)
+        arguments.update(function=target.function, options=options, context=context)
+        if kind in WRAPPER_KINDS:
+            arguments["connection"] = call.connection.resource
+            for section in ("unencrypted", "encrypted"):
+                arguments[section] = getattr(call.connection, section)
+                schema = target.connector.schemas.get(section)
+                if schema is not None:
+                    try:
+                        arguments[section] = schema.load(arguments[section])
+                    except ValidationError as exc:
+                        problems.extend(validation_entries(exc.messages, f"connection.{section}"))
+            schema = target.connector.configuration_schema(target.function) if kind != "ping" else None
             if schema is not None:
                 try:
-                    configuration = schema.load(configuration if configuration is not None else {})
+                    configuration = options.get("configuration")
+                    arguments["configuration"] = schema.load(
+                        configuration if configuration is not None else {}
+                    )
                 except ValidationError as exc:
                     problems.extend(validation_entries(exc.messages, "configuration"))
-            arguments.update(
-                configuration=configuration,
-                settings=options.get("settings"),
-                bearerToken=options.get("bearerToken"),
-            )
-        if kind == "export":
-            arguments.update(
-                {key: options.get(key) for key in ("type", "delta", "once", "test", "state", "data")}
-            )
-        elif kind == "import":
-            records = options.get("postMapData")
-            if not isinstance(records, list):
-                problems.append(
-                    {"code": "invalid_field", "message": "options.postMapData must be an array of records."}
-                )
-            arguments.update(postMapData=records, preMapData=options.get("preMapData"))
+        problems.extend(_records_problem(kind, options))
         if problems:
             raise InvalidRequest(errors=problems)
-        context.logger = logging.getLogger(f"gateway.plugin.{connector.name}")
         return arguments
 
-    def _invoke(self, connector: Connector, kind: str, arguments: dict[str, Any], scrubber: Scrubber) -> Any:
+    def _invoke(self, target: Target, arguments: dict[str, Any], scrubber: Scrubber) -> Any:
         try:
-            return connector.callers[kind](**arguments)
+            return target.connector.callers[target.kind](**arguments)
         except (CredentialsRefused, ConnectionOffline) as exc:
-            entry = entry_from_exception(exc)
-            scrubber.scrub_errors([entry])
-            # The protocol's ways of saying "this connection does not work".
-            if kind == "ping":
-                return {"statusCode": 401, "errors": [entry]}
-            if kind == "export":
-                return {"data": [], "errors": [entry], "connectionOffline": True}
-            return [{"statusCode": 401, "errors": [dict(entry)]} for _ in arguments["postMapData"]]
+            if target.kind not in WRAPPER_KINDS:
+                raise  # a hook has no connection to take offline: a plain failure
+            result = connection_failed(target.kind, exc, len(arguments.get("postMapData") or ()))
+            return scrub_result(target.kind, result, scrubber)
 
     def _serialise(
-        self,
-        kind: str,
-        result: Any,
-        arguments: Mapping[str, Any],
-        request: Mapping[str, Any],
-        scrubber: Scrubber,
+        self, target: Target, result: Any, arguments: Mapping[str, Any], call: Call, scrubber: Scrubber
     ) -> bytes:
-        result = check_result(kind, result, arguments)
-        result = scrub_result(kind, result, scrubber)
+        result = check_result(target.kind, result, arguments)
+        result = scrub_result(target.kind, result, scrubber)
         try:
             payload = serialize.dumps(result)
         except TypeError as exc:
-            log.warning("%s returned what JSON cannot hold: %s", arguments["context"].wire_name, exc)
+            log.warning("%s returned what JSON cannot hold: %s", target.wire_name, exc)
             raise InvalidResponse() from None
-        limit = max_response_size(request.get("maxResponseSize"), self.settings.default_max_response_size)
-        if len(payload) > limit:
+        limit = call.max_response_size
+        # The reference counts the JSON text in UTF-16 code units, never more than
+        # its UTF-8 bytes: only a payload of more bytes than the limit needs counting.
+        if len(payload) > limit and serialize.utf16_length(payload) > limit:
             raise ResponseTooLarge(limit)
         return payload
 
@@ -255,38 +284,42 @@ class Gateway:
         """The shaped answer for ``exc`` and its error code."""
         status, body, headers = shape(exc)
         scrubber.scrub_errors(body["errors"])
-        code = str(body["errors"][0]["code"]) if body["errors"] else "error"
+        code = body["errors"][0]["code"]
         logs.bind(error=code)
         if not isinstance(exc, GatewayError):
             # A plugin's own exception: the caller gets its code and message,
             # the log gets the traceback (scrubbed by the log filter).
-            log.warning("%s raised %s", context.wire_name or "call", body["errors"][0]["code"], exc_info=exc)
-        try:
-            payload = serialize.dumps(body)
-        except TypeError:  # a plugin's exception with an unserialisable code
-            code = type(exc).__name__
-            payload = serialize.dumps({"errors": [{"code": code, "message": scrubber.scrub(str(exc))}]})
-        return Answer(status, payload, headers), code
+            log.warning("%s raised %s", context.wire_name or "call", code, exc_info=exc)
+        return Answer(status, serialize.dumps(body), headers), code
 
 
 # -- helpers ------------------------------------------------------------------
 
 
-def _section(connection: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """A connection section, top level or under ``wrapper`` (integrator.io's
-    connection resource nests a wrapper connection's settings there)."""
-    value = connection.get(name)
-    if value is None and isinstance(connection.get("wrapper"), Mapping):
-        value = connection["wrapper"].get(name)
-    return dict(value) if isinstance(value, Mapping) else {}
+def _context(
+    call: Call, target: Target, request_id: str, trace_id: str | None, timeout: float
+) -> CallContext:
+    """The ``context`` a plugin is given: made here, and only here."""
+    return CallContext(
+        request_id=request_id,
+        trace_id=trace_id,
+        wire_name=target.wire_name,
+        connector=target.connector.name,
+        function=target.function,
+        kind=target.kind,
+        connection_id=call.connection.id,
+        flow_id=call.flow_id,
+        resource_id=call.resource_id,
+        deadline=time.monotonic() + timeout,
+        logger=logging.getLogger(f"gateway.plugin.{target.connector.name}"),
+    )
 
 
-def _describe(context: CallContext, options: Mapping[str, Any]) -> None:
-    connection = options.get("connection")
-    if isinstance(connection, Mapping) and connection.get("_id") is not None:
-        context.connection_id = str(connection["_id"])
-    context.flow_id = options.get("_flowId")
-    context.resource_id = options.get("_exportId") or options.get("_importId")
+def _records_problem(kind: str, options: Mapping[str, Any]) -> list[dict[str, str]]:
+    field_name = "data" if kind == "preSavePage" else RECORDS.get(kind)
+    if field_name is None or isinstance(options.get(field_name), list):
+        return []
+    return [{"code": "invalid_field", "message": f"options.{field_name} must be an array of records."}]
 
 
 def check_result(kind: str, result: Any, arguments: Mapping[str, Any]) -> Any:
@@ -308,15 +341,34 @@ def check_result(kind: str, result: Any, arguments: Mapping[str, Any]) -> Any:
         if "errors" in result and not isinstance(result["errors"], list):
             raise InvalidResponse(f"{wire} must return errors as an array.")
         return result
-    records = arguments["postMapData"]
+    if kind == "preSavePage":
+        if not isinstance(result, dict) or not isinstance(result.get("data"), list):
+            raise InvalidResponse(
+                f"{wire} (preSavePage) must return an object with data as an array of records."
+            )
+        if "errors" in result and not isinstance(result["errors"], (list, type(None))):
+            raise InvalidResponse(f"{wire} (preSavePage) must return errors as an array.")
+        if "abort" in result and not isinstance(result["abort"], bool):
+            raise InvalidResponse(f"{wire} (preSavePage) must return abort as true or false.")
+        return result
+    field_name = RECORDS.get(kind)
+    if field_name is None:
+        return result  # hook, postAggregate, installer...: free-form
+    records = arguments[field_name]
+    what = f"{wire} ({kind})" if kind != "import" else wire
     if not isinstance(result, list):
-        raise InvalidResponse(f"{wire} must return an array with one entry per record.")
+        raise InvalidResponse(f"{what} must return an array with one entry per record of {field_name}.")
     if len(result) != len(records):
         raise InvalidResponse(
-            f"{wire} returned {len(result)} results for {len(records)} records; "
+            f"{what} returned {len(result)} results for {len(records)} records of {field_name}; "
             f"it must return exactly one per record."
         )
     for position, entry in enumerate(result):
-        if not isinstance(entry, dict) or not isinstance(entry.get("statusCode"), int):
-            raise InvalidResponse(f"{wire} result {position} must be an object with an integer statusCode.")
+        if kind == "import":
+            if not isinstance(entry, dict) or not isinstance(entry.get("statusCode"), int):
+                raise InvalidResponse(
+                    f"{wire} result {position} must be an object with an integer statusCode."
+                )
+        elif not isinstance(entry, dict):
+            raise InvalidResponse(f"{what} result {position} must be an object.")
     return result

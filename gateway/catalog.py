@@ -15,8 +15,9 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .calls import CallContext, Gateway
+from .calls import CallContext, Gateway, _context
 from .errors import FunctionNotFound, GatewayError
+from .parsed import Call
 from .plugins import Connector, Registry
 from .schemas import load_extension_options
 from .scrub import scrubber_for
@@ -87,8 +88,10 @@ def validate(gateway: Gateway, body: Any) -> dict[str, Any]:
             request = {"diy": True, **body}
     if request is not None:
         try:
-            connector, kind = gateway._find(request, context)
-            gateway._arguments(connector, kind, request["options"], context)
+            call = Call.parse(request, gateway.settings.default_max_response_size)
+            target = gateway._find(call)
+            context = _context(call, target, "validate", None, gateway.settings.call_timeout)
+            gateway._arguments(target, call, context)
         except FunctionNotFound as exc:
             if not problems:  # else the request's own problems say why nothing was found
                 problems.extend(exc.errors)

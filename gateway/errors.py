@@ -81,6 +81,21 @@ class RecordError(GatewayError):
     code = "invalid_record"
 
 
+class InvalidConfiguration(GatewayError):
+    """The export's or import's ``configuration`` cannot work with the external
+    system (a column, table or path that is not there...): fails the call, 422."""
+
+    code = "invalid_configuration"
+
+
+class UnexpectedAnswer(GatewayError):
+    """The external system answered what the connector cannot use (not JSON, no
+    array where records were expected, a next-page link to another host): 422.
+    Use it rather than inventing an HTTP status the system never sent."""
+
+    code = "unexpected_answer"
+
+
 # -- Errors the core raises -------------------------------------------------
 
 
@@ -146,6 +161,13 @@ class LimiterUnavailable(GatewayError):
     code = "limiter_unavailable"
 
 
+class Overloaded(GatewayError):
+    """This worker already runs as many calls as it may (``WRAPGATE_MAX_IN_FLIGHT``)."""
+
+    status = 503
+    code = "overloaded"
+
+
 class ConfigurationError(Exception):
     """The gateway cannot start with this configuration; the message says why."""
 
@@ -155,20 +177,50 @@ class ConfigurationError(Exception):
 
 def entry_from_exception(exc: BaseException) -> dict[str, str]:
     """``{"code", "message"}`` of any exception, as the reference shapes a
-    function's error: its own ``code`` attribute when it is a non-empty string,
-    else its class name; its message, and nothing else from it."""
+    function's error (``err.code || err.name``, ``err.message``): its own
+    ``code`` attribute when it is a non-empty string, else its ``name``
+    attribute, else its class name; its ``message`` attribute when it is a
+    string, else its text; nothing else from it."""
     code = getattr(exc, "code", None)
     if not isinstance(code, str) or not code:
+        code = getattr(exc, "name", None)
+    if not isinstance(code, str) or not code:
         code = type(exc).__name__
-    message = exc.message if isinstance(exc, GatewayError) else str(exc)
+    message = getattr(exc, "message", None)
+    if not isinstance(message, str):
+        message = str(exc)
     return {"code": code, "message": message}
 
 
 def shape(exc: BaseException) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """(status, body, headers) of the answer for ``exc``."""
+    """(status, body, headers) of the answer for ``exc``: the one place an
+    ``{"errors": [...]}`` body is made. Every entry's code and message are text,
+    whatever a plugin put in them, so the body always serialises."""
     if isinstance(exc, GatewayError):
-        return exc.status, {"errors": exc.errors}, exc.headers
+        entries = [_text_entry(entry) for entry in exc.errors] or [{"code": exc.code, "message": exc.message}]
+        return exc.status, {"errors": entries}, exc.headers
     return 422, {"errors": [entry_from_exception(exc)]}, {}
+
+
+def _text_entry(entry: Any) -> dict[str, str]:
+    if not isinstance(entry, dict):
+        return {"code": "error", "message": str(entry)}
+    shaped = dict(entry)
+    shaped["code"] = str(entry.get("code") or "error")
+    shaped["message"] = str(entry.get("message", ""))
+    return shaped
+
+
+def connection_failed(kind: str, exc: BaseException, records: int) -> Any:
+    """The wrapper answer that says "this connection does not work" (``exc`` is a
+    :class:`CredentialsRefused` or :class:`ConnectionOffline`): ping 401, an
+    export page with ``connectionOffline``, 401 for every record of an import."""
+    entry = entry_from_exception(exc)
+    if kind == "ping":
+        return {"statusCode": 401, "errors": [entry]}
+    if kind == "export":
+        return {"data": [], "errors": [entry], "connectionOffline": True}
+    return [{"statusCode": 401, "errors": [dict(entry)]} for _ in range(records)]
 
 
 def record_result(exc: BaseException, *, record_id: str | None = None) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def build(registry: Registry) -> dict[str, Any]:
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
         info={
-            "description": "integrator.io Server stack: wrapper functions of connector plugins, "
+            "description": "integrator.io Server stack: every kind of function (wrappers, flow hooks, "
+            "integration-app installer, uninstaller, settings and utilities) of plugins, "
             "called as POST /function."
         },
     )
@@ -58,21 +59,26 @@ def build(registry: Registry) -> dict[str, Any]:
         ("PingResult", schemas.PingResult),
         ("ExportResult", schemas.ExportResult),
         ("ImportEntry", schemas.ImportEntry),
+        ("PreSavePageResult", schemas.PreSavePageResult),
         ("Health", schemas.Health),
     ):
         spec.components.schema(name, schema=schema)
     spec.components.security_scheme("systemToken", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("metricsToken", {"type": "http", "scheme": "bearer"})
     _connector_components(spec, registry)
-    functions = sorted(f for c in registry.describe() if c["loaded"] for f in c["functions"])
+    functions = sorted(
+        f"{name}.{function} ({kind})"
+        for name, connector in registry.connectors.items()
+        if connector.error is None
+        for function, kind in connector.functions.items()
+    )
     spec.path(
         path="/function",
         operations={
             "post": {
-                "summary": "Call a wrapper function",
-                "description": "function: '<connector>.<function>' (served here: "
-                + (", ".join(functions) or "none")
-                + ")",
+                "summary": "Call a function of any type",
+                "description": "function: '<plugin>.<function>', type: its group (docs/protocol.md). "
+                "Served here (kind in brackets): " + (", ".join(functions) or "none") + ")",
                 "security": [{"systemToken": []}],
                 "requestBody": {
                     "required": True,
@@ -91,6 +97,8 @@ def build(registry: Registry) -> dict[str, Any]:
                                             "type": "array",
                                             "items": {"$ref": "#/components/schemas/ImportEntry"},
                                         },
+                                        {"$ref": "#/components/schemas/PreSavePageResult"},
+                                        {"description": "other kinds: one entry per record, or any JSON"},
                                     ]
                                 }
                             }

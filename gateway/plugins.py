@@ -3,9 +3,11 @@
 Each entry point of the ``wrapgate`` group loads on its own: one that fails
 to import or to register is recorded with its reason (and logged loudly) while
 the rest keep serving; ``strict`` turns any failure into a refusal to start.
-A plugin that implements a call hook (``wrapgate_ping``/``_export``/``_import``)
-or ``wrapgate_functions`` is a *connector*, named by its entry point; other
-plugins are extensions that may only wrap calls.
+A plugin that implements a call hook (``wrapgate_<kind>`` for any of
+:data:`gateway.hookspecs.KINDS`: ping, export, import, preMap, installer...)
+or ``wrapgate_functions`` is a *connector*, named by its entry point, whether
+or not it talks to an external system; other plugins are extensions that may
+only wrap calls.
 
 Each connector gets its own hook callers from which every other connector is
 removed (:meth:`pluggy.PluginManager.subset_hook_caller`), so a call reaches
@@ -42,7 +44,7 @@ class Connector:
     plugin: Any = None
     package: str | None = None
     version: str | None = None
-    #: function name -> kind ("ping", "export", "import")
+    #: function name -> kind (one of hookspecs.KINDS: "ping", "preMap", "installer"...)
     functions: dict[str, str] = field(default_factory=dict)
     #: kind -> hook caller that reaches this connector only
     callers: dict[str, Any] = field(default_factory=dict)
@@ -125,16 +127,19 @@ class Registry:
         """Register one plugin object under ``name`` (tests and embedding call this too)."""
         problem = contract.incompatibility(plugin, dist)
         if problem:
-            return self._fail(name, problem, dist=dist)
+            self._fail(name, problem, dist=dist)
+            return None
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # noqa: BLE001 - pluggy validation, duplicate names
-            return self._fail(name, f"registration failed: {_reason(exc)}", dist=dist)
+            self._fail(name, f"registration failed: {_reason(exc)}", dist=dist)
+            return None
         try:
             self.pm.check_pending()  # a hookimpl with no spec is a typo: refuse the plugin
         except pluggy.PluginValidationError as exc:
             self.pm.unregister(plugin)
-            return self._fail(name, f"registration failed: {_reason(exc)}", dist=dist)
+            self._fail(name, f"registration failed: {_reason(exc)}", dist=dist)
+            return None
         kinds = [k for k, hook in CALL_HOOKS.items() if self._implements(plugin, hook)]
         extras = self._implements(plugin, "wrapgate_functions")
         if not kinds and not extras:
@@ -154,7 +159,8 @@ class Registry:
             connector.schemas = dict(schemas or {})
         except Exception as exc:  # noqa: BLE001
             self.pm.unregister(plugin)
-            return self._fail(name, f"describing the connector failed: {_reason(exc)}", dist=dist, exc=exc)
+            self._fail(name, f"describing the connector failed: {_reason(exc)}", dist=dist, exc=exc)
+            return None
         self.connectors[name] = connector
         self._rebuild_callers()
         log.info("connector %s loaded: %s", name, ", ".join(sorted(connector.functions)))
@@ -216,6 +222,10 @@ class Registry:
             )
 
     # -- addressing ------------------------------------------------------
+
+    def arguments(self, kind: str) -> tuple[str, ...]:
+        """The argument names of ``kind``'s hookspec: what its hook may ask for."""
+        return tuple(getattr(self.pm.hook, CALL_HOOKS[kind]).spec.argnames)
 
     def describe(self) -> list[dict[str, Any]]:
         return [self.connectors[n].describe() for n in sorted(self.connectors)]

@@ -51,6 +51,10 @@ def function() -> Response:
 
 
 def _parse_body():
+    if request.mimetype != JSON:
+        # As the reference's JSON parser: a body of another type is not read at
+        # all (no token is taken from it, no field of it is seen).
+        return {}
     data = request.get_data(cache=False)  # MAX_CONTENT_LENGTH applies: 413 past it
     if not data.strip():
         return {}
@@ -77,15 +81,11 @@ def livez() -> Response:
 def readyz() -> Response:
     app_state = state()
     if app_state.draining.is_set():
-        body = {
-            "errors": [
-                {
-                    "code": "terminating",
-                    "message": "The gateway is draining before shutdown; send new calls elsewhere.",
-                }
-            ]
-        }
-        return Response(serialize.dumps(body), status=503, mimetype=JSON)
+        raise GatewayError(
+            "The gateway is draining before shutdown; send new calls elsewhere.",
+            code="terminating",
+            status=503,
+        )
     return Response(serialize.dumps({"status": "ready"}), mimetype=JSON)
 
 

@@ -2,7 +2,7 @@
 
 The same classes validate requests and feed the OpenAPI document, so the two
 cannot drift. The request checks follow the reference stack to the letter:
-its truthiness rules, its codes, its messages and its order (PROTOCOL.md).
+its truthiness rules, its codes, its messages and its order (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -39,12 +39,28 @@ FUNCTION_NOT_STRING = {
 OPTIONS_MISSING = {"code": "missing_required_field", "message": "Function options haven't been provided."}
 
 
-def _truthy(value: Any) -> bool:
-    # JavaScript truthiness, which the reference applies to these fields:
-    # "" / 0 / false / null are missing; {} and [] are present.
+def truthy(value: Any) -> bool:
+    """JavaScript truthiness, which the reference applies to the call's fields:
+    "" / 0 / false / null are missing; {} and [] are present."""
     if isinstance(value, (dict, list)):
         return True
     return bool(value)
+
+
+def js_text(value: Any) -> str:
+    """``value`` as JavaScript's ``String(value)`` writes it (the reference puts
+    the call's ``type`` into a message that way)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):
+        return ",".join("" if item is None else js_text(item) for item in value)
+    if isinstance(value, dict):
+        return "[object Object]"
+    return str(value)
 
 
 class ExtensionOptions(Schema):
@@ -72,12 +88,23 @@ class ExtensionOptions(Schema):
             "description": "wire name '<connector>.<function>' or a configured alias",
         },
     )
-    type = fields.Raw(allow_none=True, metadata={"type": "string", "description": "'wrapper', or absent"})
+    type = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "description": "the group: wrapper, hook, installer, uninstaller, setting, utility "
+            "(or the plural), or absent for a function of any group",
+        },
+    )
     options = fields.Raw(
         allow_none=True, metadata={"type": "object", "description": "the function's own arguments"}
     )
     maxResponseSize = fields.Raw(
-        allow_none=True, metadata={"type": "integer", "description": "bytes; 0 or absent means 5 MiB"}
+        allow_none=True,
+        metadata={
+            "type": "integer",
+            "description": "largest answer, in UTF-16 code units of its JSON text; 0 or absent means 5 MiB",
+        },
     )
 
     def __init__(self, *, serves_diy: bool = True, connector_ids: Mapping | None = None, **kwargs):
@@ -89,19 +116,19 @@ class ExtensionOptions(Schema):
     def _reference_checks(self, data: Mapping[str, Any], **_: Any) -> None:
         """Every failed check at once, in the reference's order."""
         problems = []
-        if _truthy(data.get("diy")):
+        if truthy(data.get("diy")):
             if not self.serves_diy:
                 problems.append(DIY_NOT_SERVED)
-        elif _truthy(data.get("_connectorId")):
+        elif truthy(data.get("_connectorId")):
             if str(data["_connectorId"]) not in self.connector_ids:
                 problems.append(CONNECTOR_ID_NOT_SERVED)
         else:
             problems.append(NEED_DIY_OR_CONNECTOR)
-        if not _truthy(data.get("function")):
+        if not truthy(data.get("function")):
             problems.append(FUNCTION_MISSING)
         elif not isinstance(data["function"], str):
             problems.append(FUNCTION_NOT_STRING)
-        if not _truthy(data.get("options")):
+        if not truthy(data.get("options")):
             problems.append(OPTIONS_MISSING)
         elif not isinstance(data["options"], dict):
             problems.append({"code": "invalid_field", "message": "options must be a JSON object."})
@@ -191,6 +218,13 @@ class ImportEntry(Schema):
     id = fields.String()
     ignored = fields.Boolean()
     errors = fields.List(fields.Nested(ErrorEntry))
+
+
+class PreSavePageResult(Schema):
+    data = fields.List(fields.Raw(), required=True)
+    errors = fields.List(fields.Nested(ErrorEntry))
+    abort = fields.Boolean()
+    newErrorsAndRetryData = fields.List(fields.Raw())
 
 
 class Health(Schema):

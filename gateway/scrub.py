@@ -198,6 +198,11 @@ class Scrubber:
 NOTHING = Scrubber()
 
 
+#: kinds whose answer is one entry per record (their ``errors`` are masked; a failed
+#: import entry is masked whole)
+RECORD_KINDS = frozenset(("import", "preMap", "postMap", "postSubmit", "postResponseMap"))
+
+
 def scrub_result(kind: str, result: Any, scrubber: Scrubber) -> Any:
     """A checked result of ``kind`` with its error structures masked (see the module
     docstring for what counts as the plugin's data and is left alone)."""
@@ -205,13 +210,17 @@ def scrub_result(kind: str, result: Any, scrubber: Scrubber) -> Any:
         return result
     if kind == "ping":
         return scrubber.scrub_value(result)
-    if kind == "export":
-        if "errors" in result:
+    if kind in ("export", "preSavePage"):
+        if isinstance(result, dict) and "errors" in result:
             result = dict(result, errors=scrubber.scrub_value(result["errors"]))
         return result
+    if kind not in RECORD_KINDS or not isinstance(result, list):
+        return result  # a free-form answer is the plugin's to own
     scrubbed = []
     for entry in result:
-        if entry.get("statusCode") != 200:
+        if not isinstance(entry, dict):
+            pass
+        elif kind == "import" and entry.get("statusCode") != 200:
             entry = scrubber.scrub_value(entry)
         elif "errors" in entry:
             entry = dict(entry, errors=scrubber.scrub_value(entry["errors"]))

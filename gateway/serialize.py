@@ -42,6 +42,22 @@ def dumps(value: Any) -> bytes:
         raise NotSerialisable(str(exc)) from None
 
 
+# UTF-8 continuation bytes (10xxxxxx) and lead bytes of 4-byte sequences (11110xxx).
+_CONTINUATION = bytes(range(0x80, 0xC0))
+_FOUR_BYTE_LEAD = bytes(range(0xF0, 0xF8))
+
+
+def utf16_length(payload: bytes) -> int:
+    """Length of UTF-8 JSON text in UTF-16 code units, as JavaScript's
+    ``string.length`` counts it: one per character, two for a character outside
+    the Basic Multilingual Plane (an emoji). Never more than ``len(payload)``."""
+    if payload.isascii():
+        return len(payload)
+    characters = len(payload.translate(None, _CONTINUATION))
+    astral = len(payload) - len(payload.translate(None, _FOUR_BYTE_LEAD))
+    return characters + astral
+
+
 def loads(data: bytes | str) -> Any:
     """Parse a request body; raises ``ValueError`` (orjson.JSONDecodeError) on bad JSON."""
     return orjson.loads(data)

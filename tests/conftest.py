@@ -1,11 +1,17 @@
 import sys
-from pathlib import Path
 
 import pytest
+from support import ROTATED, Gunicorn, write_testkit_site
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Fixtures that start processes (gunicorn, redis-server, node): tests using them are `slow`.
+PROCESSES = frozenset(("gateway", "start_gateway", "redis_server", "peer", "ours"))
 
-from support import ROTATED, TESTKIT, Gunicorn, write_testkit_site
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if PROCESSES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 GATEWAY_CONFIG = f"""
 system_tokens = ["{ROTATED}"]
@@ -14,6 +20,7 @@ call_timeout = 2.0
 legacyPing = "kit.ping"
 [connector_ids]
 "app-1" = ["kit"]
+"app-2" = ["ref", "flow"]
 """
 
 
@@ -21,9 +28,10 @@ legacyPing = "kit.ping"
 def testkit_site(tmp_path_factory):
     """The test plugins, published on the real entry-point group; also importable here."""
     site = write_testkit_site(tmp_path_factory.mktemp("site"))
-    for path in (str(site), str(TESTKIT)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    # The plugins themselves are importable through pytest's pythonpath; the
+    # metadata that publishes their entry points is made here, in a fresh folder.
+    if str(site) not in sys.path:
+        sys.path.insert(0, str(site))
     return site
 
 

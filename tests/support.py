@@ -23,6 +23,8 @@ probe = wrapgate_testkit.probe
 future = wrapgate_testkit.future
 leaky = wrapgate_testkit.leaky
 leakybroken = wrapgate_testkit.leakybroken
+ref = wrapgate_testkit.reference
+flow = wrapgate_testkit.flow
 """
 
 #: A second distribution whose metadata pins a wrapgate this core is not.

@@ -110,3 +110,19 @@ def test_bad_function_declarations_are_load_errors(declared, message):
     registry = Registry()
     registry.register(Declares(), "declares")
     assert message in registry.connectors["declares"].error
+
+
+def test_openapi_lists_every_kind_of_function():
+    from openapi_spec_validator import validate
+
+    from gateway import openapi
+    from gateway.plugins import Registry
+    from wrapgate_testkit import reference
+
+    registry = Registry()
+    registry.register(reference, "ref")
+    document = openapi.build(registry)
+    validate(document)
+    description = document["paths"]["/function"]["post"]["description"]
+    assert "ref.savePage (preSavePage)" in description and "ref.myUtility (utility)" in description
+    assert "PreSavePageResult" in document["components"]["schemas"]

@@ -1,11 +1,16 @@
 """Meta-tests that keep the plugin contract honest: every hook documented, every hook used."""
 
 import inspect
+import types
+import typing
 from pathlib import Path
 
 import pluggy
+import pytest
 
-from gateway import hookspecs
+from gateway import hookimpl, hookspecs
+from gateway.calls import CallContext
+from gateway.testing import InProcessGateway
 
 HOOKS = [name for name, fn in vars(hookspecs).items() if name.startswith("wrapgate_") and callable(fn)]
 TESTKIT = Path(__file__).parent / "testkit" / "wrapgate_testkit"
@@ -15,29 +20,109 @@ def test_there_are_hooks():
     assert {"wrapgate_ping", "wrapgate_export", "wrapgate_import"} <= set(HOOKS)
 
 
-def test_every_hook_is_a_spec_with_a_contract_docstring():
-    for name in HOOKS:
-        fn = getattr(hookspecs, name)
-        assert getattr(fn, "wrapgate_spec", None) is not None, f"{name} is not a hookspec"
-        doc = inspect.getdoc(fn) or ""
-        assert ":returns:" in doc, f"{name}: the docstring must say what it returns"
+@pytest.mark.parametrize("name", HOOKS)
+def test_every_hook_is_a_spec_with_a_contract_docstring(name):
+    fn = getattr(hookspecs, name)
+    assert getattr(fn, "wrapgate_spec", None) is not None, f"{name} is not a hookspec"
+    doc = inspect.getdoc(fn) or ""
+    assert ":returns:" in doc, f"{name}: the docstring must say what it returns"
 
 
-def test_every_call_hook_documents_its_parameters_and_errors():
-    for name in ("wrapgate_export", "wrapgate_import"):
-        doc = inspect.getdoc(getattr(hookspecs, name))
-        assert ":param" in doc and ":raises" in doc
+@pytest.mark.parametrize("name", HOOKS)
+def test_every_argument_of_every_hook_is_documented(name):
+    fn = getattr(hookspecs, name)
+    doc = inspect.getdoc(fn) or ""
+    for argument in inspect.signature(fn).parameters:
+        assert f":param {argument}:" in doc, f"{name}: argument {argument} has no :param:"
 
 
-def test_every_hook_is_implemented_by_a_test_plugin():
+@pytest.mark.parametrize("name", HOOKS)
+def test_every_hook_is_typed(name):
+    hints = typing.get_type_hints(getattr(hookspecs, name), localns={"CallContext": CallContext})
+    assert set(inspect.signature(getattr(hookspecs, name)).parameters) | {"return"} == set(hints)
+    if "context" in hints:
+        assert hints["context"] is CallContext
+
+
+def test_every_wrapper_hook_documents_what_it_raises():
+    for name in ("wrapgate_ping", "wrapgate_export", "wrapgate_import"):
+        assert ":raises" in inspect.getdoc(getattr(hookspecs, name))
+
+
+@pytest.mark.parametrize("name", HOOKS)
+def test_every_hook_is_implemented_by_a_test_plugin(name):
     source = "".join(p.read_text() for p in TESTKIT.glob("*.py"))
-    for name in HOOKS:
-        assert f"def {name}(" in source, f"no test plugin implements {name}"
+    assert f"def {name}(" in source, f"no test plugin implements {name}"
+
+
+def test_every_kind_has_its_hook_and_group():
+    assert set(hookspecs.KINDS) == {name.removeprefix("wrapgate_") for name in HOOKS} - {
+        "functions",
+        "connection_schemas",
+        "configuration_schema",
+        "call_done",
+    }
+    assert set(hookspecs.KIND_GROUP) == set(hookspecs.KINDS)
+
+
+# One valid call of each kind: the options it is sent and an answer its checks accept.
+RECORDS = [{"id": 1}]
+CALLS = {
+    "ping": ({}, None),
+    "export": ({}, {"data": [], "lastPage": True}),
+    "import": ({"postMapData": RECORDS}, [{"statusCode": 200}]),
+    "preSavePage": ({"data": RECORDS}, {"data": []}),
+    "preMap": ({"data": RECORDS}, [{}]),
+    "postMap": ({"postMapData": RECORDS}, [{}]),
+    "postSubmit": ({"responseData": RECORDS}, [{}]),
+    "postResponseMap": ({"postResponseMapData": RECORDS}, [{}]),
+    "postAggregate": ({}, None),
+    "hook": ({}, None),
+    "installer": ({}, None),
+    "uninstaller": ({}, None),
+    "setting": ({}, None),
+    "utility": ({}, None),
+}
+
+
+@pytest.mark.parametrize("kind", hookspecs.KINDS)
+def test_every_call_hook_is_reached_with_every_argument_of_its_spec(kind):
+    """A plugin asking for every argument of the hookspec gets each of them: the
+    fields of ``options`` by name, and the core's own (function, options, context)."""
+    spec = getattr(hookspecs, f"wrapgate_{kind}")
+    names = list(inspect.signature(spec).parameters)
+    extra, answer = CALLS[kind]
+    received = {}
+
+    def implementation(*args):
+        received.update(zip(names, args, strict=True))
+        return answer
+
+    # pluggy reads the arguments an implementation asks for from its code,
+    # following __wrapped__: this one asks for every argument of the spec.
+    implementation.__wrapped__ = spec
+    plugin = types.ModuleType("everything")
+    setattr(plugin, spec.__name__, hookimpl(implementation))
+    options = {name: f"{name} value" for name in names if name not in CORE}
+    options.update(extra)
+    gateway = InProcessGateway({"everything": plugin})
+    status, body = gateway.call(f"everything.{kind}", options, type=TYPE_OF[hookspecs.KIND_GROUP[kind]])
+    assert status == 200, body
+    assert set(received) == set(names)
+    assert received["function"] == kind and received["options"] == options
+    assert received["context"].kind == kind and received["context"].wire_name == f"everything.{kind}"
+    for name in set(names) - CORE - {"connection", "unencrypted", "encrypted"}:
+        assert received[name] == options[name], name
+
+
+CORE = {"function", "options", "context"}
+TYPE_OF = {"wrappers": "wrapper", "hooks": "hook", "settings": "setting", "utilities": "utility"} | {
+    "installer": "installer",
+    "uninstaller": "uninstaller",
+}
 
 
 def test_hookimpl_marker_is_the_projects():
-    from gateway import hookimpl
-
     assert isinstance(hookimpl, pluggy.HookimplMarker) and hookimpl.project_name == "wrapgate"
 
 

@@ -124,7 +124,7 @@ def _up(url, proc):
     assert proc.poll() is None, "the container's command exited"
     try:
         return requests.get(url + "/livez", timeout=1).ok
-    except requests.RequestException:
+    except requests.RequestException:  # not up yet: refused, or too busy booting to answer
         return False
 
 

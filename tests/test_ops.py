@@ -274,5 +274,5 @@ def test_worker_killed_in_a_call_is_replaced_and_the_gateway_serves_on(start_gat
 def _ok(url):
     try:
         return requests.get(url + "/readyz", timeout=1).ok
-    except requests.RequestException:
+    except requests.RequestException:  # not up yet: refused, or too busy booting to answer
         return False

@@ -1,4 +1,4 @@
-"""PROTOCOL.md over real HTTP, against a real gunicorn serving the test plugins."""
+"""docs/protocol.md over real HTTP, against a real gunicorn serving the test plugins."""
 
 import base64
 import json
@@ -97,7 +97,7 @@ class TestAuth:
         self.assert_refused(post(gateway.url, data=b"{not json", token="nope"))
 
 
-# -- Request checks: every row of PROTOCOL.md's error table ----------------------
+# -- Request checks: every row of docs/protocol.md's checks ----------------------
 
 NEED = {
     "code": "missing_required_field",
@@ -152,10 +152,27 @@ def test_options_must_be_an_object(gateway):
     assert errors(r) == [{"code": "invalid_field", "message": "options must be a JSON object."}]
 
 
-@pytest.mark.parametrize("group", ["hook", "hooks", "installer", "uninstaller", "setting", "utility", "x"])
+@pytest.mark.parametrize(
+    "group", ["hook", "hooks", "installer", "uninstaller", "setting", "settings", "utility", "utilities"]
+)
 def test_type_naming_a_group_the_module_lacks(gateway, group):
-    r = call(gateway, "kit.ping", type=group)
+    # Integration app app-1 is served by kit alone, which has wrappers and nothing else.
+    body = {
+        "_connectorId": "app-1",
+        "type": group,
+        "function": "kit.ping",
+        "options": {"connection": CONNECTION},
+    }
+    r = post(gateway.url, body)
     assert r.status_code == 422
+    assert errors(r) == [
+        {"code": "object_not_found", "message": f"The object {group} doesn't exist in the module."}
+    ]
+
+
+@pytest.mark.parametrize("group", ["x", "hookz", "toString", "constructor", "__proto__"])
+def test_type_naming_no_group_at_all(gateway, group):
+    r = call(gateway, "kit.ping", type=group)
     assert errors(r) == [
         {"code": "object_not_found", "message": f"The object {group} doesn't exist in the module."}
     ]
@@ -191,7 +208,11 @@ def test_names_that_map_to_nothing_answer_at_once(gateway, name):
 
 
 def test_type_is_checked_before_the_function(gateway):
-    r = call(gateway, "kit.nothing", type="hook")
+    r = call(gateway, "kit.nothing", type="x")
+    assert errors(r)[0]["code"] == "object_not_found"
+    r = post(
+        gateway.url, {"_connectorId": "app-1", "type": "hook", "function": "kit.nothing", "options": {"a": 1}}
+    )
     assert errors(r)[0]["code"] == "object_not_found"
 
 
@@ -544,3 +565,211 @@ def test_secret_never_reaches_the_log(gateway):
     assert "plugin says the password is ********" in log  # the plugin's line was logged...
     assert SECRET not in log  # ...without the secret
     assert TOKEN not in log and ROTATED not in log
+
+
+# -- Every type of function (issue: a drop-in for a Node stack) -------------------------------------
+
+HOOK_OPTIONS = {"bearerToken": "one-time-token-123456", "_integrationId": "int-1", "key": "v"}
+
+
+@pytest.mark.parametrize(
+    ("group", "function", "kind"),
+    [
+        ("hook", "flow.hook", "hook"),
+        ("hooks", "flow.preSavePage", "preSavePage"),
+        ("installer", "flow.installer", "installer"),
+        ("uninstaller", "flow.uninstaller", "uninstaller"),
+        ("setting", "flow.setting", "setting"),
+        ("settings", "flow.setting", "setting"),
+        ("utility", "flow.utility", "utility"),
+        ("utilities", "flow.utility", "utility"),
+        (None, "flow.installer", "installer"),
+        ("", "flow.utility", "utility"),
+    ],
+)
+def test_each_type_reaches_its_kind_of_hook(gateway, group, function, kind):
+    options = dict(HOOK_OPTIONS, data=[{"id": 1}])
+    r = call(gateway, function, options, type=group)
+    assert r.status_code == 200, r.text
+    seen = r.json()["seen"] if kind == "preSavePage" else r.json()
+    assert seen["context"] == {"wire": function, "kind": kind}
+    assert seen["function"] == function.split(".")[1]
+
+
+@pytest.mark.parametrize(
+    ("group", "function"),
+    [
+        ("hook", "flow.installer"),
+        ("installer", "flow.utility"),
+        ("wrapper", "flow.hook"),
+        ("setting", "kit.ping"),
+    ],
+)
+def test_a_function_of_another_group_is_not_found(gateway, group, function):
+    assert errors(call(gateway, function, HOOK_OPTIONS, type=group)) == [NO_FUNCTION]
+
+
+def test_hooks_receive_the_documented_fields_by_name(gateway):
+    options = {
+        "data": [{"id": 1}, {"id": 2}],
+        "errors": [{"code": "x", "message": "y"}],
+        "_exportId": "exp-1",
+        "_connectionId": "con-1",
+        "_flowId": "flow-1",
+        "_integrationId": "int-1",
+        "pageIndex": 3,
+        "lastExportDateTime": "2026-01-01T00:00:00.000Z",
+        "currentExportDateTime": "2026-02-01T00:00:00.000Z",
+        "settings": {"s": 1},
+        "configuration": {"c": 2},
+        "bearerToken": "one-time-token-123456",
+        "unrelated": True,
+    }
+    r = call(gateway, "flow.preSavePage", options, type="hook")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["data"] == options["data"]
+    expected = {k: v for k, v in options.items() if k != "unrelated"}
+    assert body["seen"] == {**expected, "function": "preSavePage", "context": body["seen"]["context"]}
+
+
+def test_absent_fields_are_none(gateway):
+    r = call(gateway, "flow.setting", {"x": 1}, type="setting")
+    assert r.json()["pending"] is None and r.json()["bearerToken"] is None
+
+
+@pytest.mark.parametrize(
+    ("function", "options", "seen_in"),
+    [
+        ("flow.preMap", {"data": [{"a": 1}, {"a": 2}]}, "data"),
+        ("flow.postMap", {"preMapData": [{"a": 1}], "postMapData": [{"b": 1}]}, "postMapData"),
+        (
+            "flow.postSubmit",
+            {"postMapData": [{"b": 1}], "responseData": [{"statusCode": 200, "id": "9"}]},
+            "responseData",
+        ),
+        ("flow.postResponseMap", {"postResponseMapData": [{"r": 1}, {"r": 2}]}, "postResponseMapData"),
+    ],
+)
+def test_record_hooks_answer_one_entry_per_record(gateway, function, options, seen_in):
+    r = call(gateway, function, options, type="hook")
+    assert r.status_code == 200, r.text
+    assert len(r.json()) == len(options[seen_in])
+    assert r.json()[0]["seen"][seen_in] == options[seen_in]
+
+
+def test_an_integration_app_reaches_its_own_plugins(gateway):
+    body = {"_connectorId": "app-2", "type": "installer", "function": "ref.runInstallerSuccessStep"}
+    r = post(gateway.url, dict(body, options={"_integrationId": "i-9"}))
+    assert r.json() == {"_integrationId": "i-9", "function": "runInstallerSuccessStep"}
+    # ...and not another's: kit is served to app-1 only.
+    r = post(
+        gateway.url, {"_connectorId": "app-2", "type": "wrapper", "function": "kit.ping", "options": {"a": 1}}
+    )
+    assert errors(r) == [NO_FUNCTION]
+
+
+def test_a_hook_that_raises_credentials_refused_fails_the_call(gateway):
+    # Hooks have no connection to take offline: a plain shaped 422, not a 401 answer.
+    r = call(gateway, "ref.fail", {"error": "coded"}, type="hook")
+    assert r.status_code == 422
+    assert errors(r) == [{"code": "quota_exceeded", "message": "daily quota used up"}]
+
+
+def test_a_secret_in_a_hook_error_is_masked(gateway):
+    r = call(gateway, "ref.fail", {"error": "secret", "bearerToken": "one-time-token-123456"}, type="hook")
+    assert errors(r) == [{"code": "Error", "message": "token ******** was refused"}]
+
+
+# Answers integrator.io would misread are refused, naming the function and the problem.
+SHAPES = [
+    ("ref.savePage", {"data": [{}], "resp": [1]}, "ref.savePage (preSavePage) must return an object with data as an array of records."),
+    ("ref.savePage", {"data": [{}], "resp": {"data": {}}}, "ref.savePage (preSavePage) must return an object with data as an array of records."),
+    ("ref.savePage", {"data": [{}], "resp": {"data": [], "errors": "no"}}, "ref.savePage (preSavePage) must return errors as an array."),
+    ("ref.savePage", {"data": [{}], "resp": {"data": [], "abort": "yes"}}, "ref.savePage (preSavePage) must return abort as true or false."),
+    ("ref.mapBefore", {"data": [{}, {}], "resp": {"data": []}}, "ref.mapBefore (preMap) must return an array with one entry per record of data."),
+    ("ref.mapBefore", {"data": [{}, {}], "resp": [{}]}, "ref.mapBefore (preMap) returned 1 results for 2 records of data; it must return exactly one per record."),
+    ("ref.mapBefore", {"data": [{}], "resp": ["x"]}, "ref.mapBefore (preMap) result 0 must be an object."),
+    ("ref.mapAfter", {"postMapData": [{}], "resp": []}, "ref.mapAfter (postMap) returned 0 results for 1 records of postMapData; it must return exactly one per record."),
+    ("ref.afterSubmit", {"responseData": [{}, {}], "resp": [{}]}, "ref.afterSubmit (postSubmit) returned 1 results for 2 records of responseData; it must return exactly one per record."),
+    ("ref.afterResponseMap", {"postResponseMapData": [{}], "resp": None}, "ref.afterResponseMap (postResponseMap) must return an array with one entry per record of postResponseMapData."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("function", "options", "message"), SHAPES)
+def test_hook_answers_of_the_wrong_shape_are_refused(gateway, function, options, message):
+    r = call(gateway, function, options, type="hook")
+    assert r.status_code == 422
+    assert errors(r) == [{"code": "invalid_extension_response", "message": message}]
+
+
+@pytest.mark.parametrize(
+    ("function", "options", "field"),
+    [
+        ("ref.savePage", {}, "data"),
+        ("ref.mapBefore", {"data": {"a": 1}}, "data"),
+        ("ref.mapAfter", {"preMapData": []}, "postMapData"),
+        ("ref.afterSubmit", {"postMapData": []}, "responseData"),
+        ("ref.afterResponseMap", {"responseData": []}, "postResponseMapData"),
+    ],
+)
+def test_hook_input_that_is_not_records_is_refused_before_the_call(gateway, function, options, field):
+    r = call(gateway, function, options, type="hook")
+    assert errors(r) == [
+        {"code": "invalid_field", "message": f"options.{field} must be an array of records."}
+    ]
+
+
+def test_free_form_hooks_pass_any_json_through(gateway):
+    for value in (None, False, 0, "text", {}, [1, "a"]):
+        r = call(gateway, "ref.echoResponse", {"resp": value}, type="hook")
+        assert (r.status_code, r.json()) == (200, value)
+
+
+# -- Bodies that are not JSON are not read ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/vnd.api+json", None]
+)
+def test_a_body_of_another_type_is_not_parsed(gateway, content_type):
+    body = json.dumps({"diy": True, "function": "kit.ping", "options": {"connection": CONNECTION}}).encode()
+    headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
+    r = post(gateway.url, data=body, headers=headers)
+    assert r.status_code == 422
+    assert errors(r) == [NEED, FN_MISSING, OPTS]
+
+
+def test_a_token_in_a_body_of_another_type_is_not_seen(gateway):
+    body = {"diy": True, "function": "kit.ping", "options": {"a": 1}, "access_token": TOKEN}
+    r = post(gateway.url, data=json.dumps(body).encode(), token=None, headers={"Content-Type": "text/plain"})
+    assert r.status_code == 401
+
+
+def test_json_with_a_charset_is_parsed(gateway):
+    body = {"diy": True, "function": "kit.ping", "options": {"connection": CONNECTION}}
+    r = post(gateway.url, body, headers={"Content-Type": "application/json; charset=utf-8"})
+    assert r.json() == {"statusCode": 200}
+
+
+# -- maxResponseSize counts UTF-16 code units, as the reference ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "passes"),
+    [
+        ("é" * 10, 12, True),
+        ("é" * 10, 11, False),
+        ("😀" * 5, 12, True),
+        ("😀" * 5, 11, False),
+        ("a" * 10, 12, True),
+    ],
+)
+def test_max_response_size_counts_as_javascript_does(gateway, text, limit, passes):
+    r = call(gateway, "ref.echoResponse", {"resp": text}, type="hook", maxResponseSize=limit)
+    if passes:
+        assert (r.status_code, r.json()) == (200, text)
+    else:
+        assert errors(r) == [
+            {"code": "response_size_exceeded", "message": f"response stream exceeded limit of {limit} bytes."}
+        ]

@@ -177,3 +177,16 @@ def test_deep_nesting_does_not_overflow():
     for _ in range(5000):
         nested = {"n": nested}
     assert call_secrets({"connection": {"encrypted": nested}}) == ["Deep-Secret-1"]
+
+
+def test_results_of_hooks_mask_their_errors_only():
+    scrubber = Scrubber(["Hook-Secret-1"])
+    page = {"data": [{"note": "Hook-Secret-1"}], "errors": [{"code": "x", "message": "Hook-Secret-1"}]}
+    scrubbed = scrub_result("preSavePage", page, scrubber)
+    assert scrubbed["errors"] == [{"code": "x", "message": MASK}]
+    assert scrubbed["data"] == [{"note": "Hook-Secret-1"}]  # the plugin's data
+    mapped = [{"data": {"a": "Hook-Secret-1"}, "errors": [{"code": "x", "message": "Hook-Secret-1"}]}]
+    assert scrub_result("preMap", mapped, scrubber) == [
+        {"data": {"a": "Hook-Secret-1"}, "errors": [{"code": "x", "message": MASK}]}
+    ]
+    assert scrub_result("installer", {"message": "Hook-Secret-1"}, scrubber) == {"message": "Hook-Secret-1"}

@@ -28,41 +28,37 @@ import logging
 import math
 import sys
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import deadline
 from ..config import MAX_LEVEL, Settings
 from ..errors import (
     ConcurrencyLimitExceeded,
     DeadlineExceeded,
-    GatewayError,
     InvalidRequest,
     LimiterUnavailable,
+    Overloaded,
 )
+from .backend import Backend, BackendDown, Lease
+from .local import ArbiterBackend, InProcessBackend
+
+if TYPE_CHECKING:
+    from ..parsed import Connection
+
+__all__ = ["Backend", "BackendDown", "Lease", "Limiter", "Overloaded", "SlotObserver", "build"]
 
 log = logging.getLogger("gateway.limits")
 
 
-class Lease(Protocol):
-    def release(self) -> None: ...
+class SlotObserver(Protocol):
+    """What watches a limiter (the metrics): waiting and running calls per connection."""
 
+    def waiting(self, key: str, delta: int) -> None: ...
 
-class Backend(Protocol):
-    name: str
+    def running(self, key: str, delta: int) -> None: ...
 
-    def acquire(self, key: str, level: int, wait: float) -> Lease | None:
-        """A slot of ``key``, waiting at most ``wait`` seconds (None when none freed).
-        Raises :class:`BackendDown` when the service that counts slots is unreachable."""
-
-
-class BackendDown(Exception):
-    """The backend cannot count slots right now (service down, socket gone)."""
-
-
-class Overloaded(GatewayError):
-    status = 503
-    code = "overloaded"
+    def rejected(self, key: str) -> None: ...
 
 
 class Limiter:
@@ -74,15 +70,13 @@ class Limiter:
         self.fallback = fallback
         self._in_flight = threading.BoundedSemaphore(settings.in_flight_cap)
         self._capped: set[str] = set()
-        self._observers: list[Any] = []
+        self._observers: list[SlotObserver] = []
 
-    def observe(self, observer: Any) -> None:
-        """``observer.waiting(key, +1/-1)``, ``.running(key, +1/-1)``, ``.rejected(key)``."""
+    def observe(self, observer: SlotObserver) -> None:
         self._observers.append(observer)
 
-    def level(self, connection_id: str, options: Mapping[str, Any]) -> int:
-        connection = options.get("connection") or {}
-        raw = connection.get("concurrencyLevel") if isinstance(connection, Mapping) else None
+    def level(self, connection_id: str, raw: Any) -> int:
+        """The level of a connection that sent ``concurrencyLevel`` ``raw`` (None: not sent)."""
         if raw is None:
             return self.settings.levels.get(connection_id, self.settings.default_level)
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
@@ -99,18 +93,18 @@ class Limiter:
         return raw
 
     @contextlib.contextmanager
-    def __call__(self, context: Any, options: Mapping[str, Any]) -> Iterator[None]:
+    def __call__(self, connection: Connection) -> Iterator[None]:
         if not self._in_flight.acquire(blocking=False):
             raise Overloaded(
                 f"This gateway worker already runs {self.settings.in_flight_cap} calls; retry shortly.",
                 headers={"Retry-After": "1"},
             )
         try:
-            key, backend = context.connection_id, self.backend
+            key, backend = connection.id, self.backend
             if key is None or backend is None:
                 yield  # hooks and utilities have no connection to limit
                 return
-            level = self.level(key, options)
+            level = self.level(key, connection.level)
             lease = self._acquire(backend, key, level)
             self._notify("running", key, 1)
 
@@ -164,13 +158,11 @@ class Limiter:
 
 def build(settings: Settings) -> Limiter:
     """The limiter the settings ask for."""
-    from .local import ArbiterBackend, InProcessBackend
-
     in_process = InProcessBackend()
     if settings.limiter == "none":
         return Limiter(settings, None)
     if settings.limiter == "redis":
-        from .redis_backend import RedisBackend
+        from .redis_backend import RedisBackend  # only with the redis extra installed
 
         return Limiter(settings, RedisBackend(settings.redis_url or "", settings.lease_seconds), in_process)
     if settings.limiter_socket:

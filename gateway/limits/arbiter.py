@@ -34,8 +34,9 @@ import tempfile
 import threading
 import time
 
+from .backend import MAX_LINE
+
 log = logging.getLogger("gateway.limits.arbiter")
-MAX_LINE = 1024
 #: Seconds a restarted arbiter only takes re-registrations of held slots.
 RECLAIM_SECONDS = 1.5
 #: The master pings its arbiter this often; this many unanswered pings in a row restart it.

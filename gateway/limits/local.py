@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 
-from . import BackendDown
+from .backend import BackendDown
 
 log = logging.getLogger("gateway.limits")
 

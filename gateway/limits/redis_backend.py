@@ -31,7 +31,7 @@ import time
 import uuid
 import weakref
 
-from . import BackendDown
+from .backend import BackendDown
 
 log = logging.getLogger("gateway.limits.redis")
 

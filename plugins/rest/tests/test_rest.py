@@ -166,7 +166,8 @@ def test_a_next_link_to_another_host_is_not_followed(call, api):
     }
     status, first = call("rest.export", o)
     status, body = call("rest.export", dict(o, state=first["state"]))
-    assert status == 422 and "another host" in body["errors"][0]["message"]
+    assert status == 422 and body["errors"][0]["code"] == "unexpected_answer"
+    assert "another host" in body["errors"][0]["message"]
     assert not any("steal" in c[1] for c in api.state["calls"])
 
 

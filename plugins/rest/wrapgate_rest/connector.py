@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway import hookimpl
-from gateway.errors import ConnectionOffline, CredentialsRefused, GatewayError
+from gateway.errors import ConnectionOffline, CredentialsRefused, GatewayError, UnexpectedAnswer
 from gateway.resources import PerConnection
 
 from . import schemas
@@ -96,7 +96,7 @@ def _records(body: Any, expression: str) -> list:
     if found is None:
         return []
     if not isinstance(found, list):
-        raise ApiError(200, f"recordsPath {expression!r} found {type(found).__name__}, not an array")
+        raise UnexpectedAnswer(f"recordsPath {expression!r} found {type(found).__name__}, not an array")
     return found
 
 
@@ -187,9 +187,7 @@ def wrapgate_export(
     try:
         page = response.json()
     except ValueError:
-        raise ApiError(
-            response.status_code, f"{method} {configuration['path']} did not answer JSON"
-        ) from None
+        raise UnexpectedAnswer(f"{method} {configuration['path']} did not answer JSON") from None
     raw = _records(page, configuration["recordsPath"])
     data = raw
     if configuration["recordFilter"]:

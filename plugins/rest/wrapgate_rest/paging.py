@@ -16,7 +16,9 @@ from typing import Any
 
 import requests
 
-from .client import Api, ApiError, find, truthy
+from gateway.errors import UnexpectedAnswer
+
+from .client import Api, find, truthy
 
 
 def _place(params: dict[str, Any], body: Any, location: str, name: str, value: Any) -> None:
@@ -52,8 +54,8 @@ def request_for(
     elif kind in ("link", "nextUrl") and state.get("url"):
         url, params = state["url"], {}  # the API's own next link carries every parameter
         if not api.same_origin(url):
-            raise ApiError(
-                400, "the next-page link points to another host; refusing to send credentials there"
+            raise UnexpectedAnswer(
+                "the next-page link points to another host; refusing to send credentials there"
             )
     return url, params, body
 

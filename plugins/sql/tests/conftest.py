@@ -1,15 +1,11 @@
 """Fixtures of the sql connector's tests: a real PostgreSQL, a database per test."""
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from pg_server import Postgres
 
 

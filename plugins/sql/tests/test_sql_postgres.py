@@ -269,6 +269,8 @@ def test_identifiers_cannot_inject_sql(call, postgres, pg_db, configuration, fra
         "sql.export", {"connection": connection(postgres, pg_db[0]), "configuration": configuration}
     )
     assert status == 422 and fragment in body["errors"][0]["message"]
+    if fragment == "not a column":
+        assert body["errors"][0]["code"] == "invalid_configuration"
     with pg_db[1].connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 2
 

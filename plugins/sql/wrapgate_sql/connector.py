@@ -17,13 +17,13 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from gateway import hookimpl
-from gateway.errors import ConnectionOffline, DeadlineExceeded
+from gateway.errors import ConnectionOffline, DeadlineExceeded, InvalidConfiguration
 from gateway.resources import PerConnection
 
 from . import schemas
 from .engines import create_engine, problem, reason
-from .export import ExportError, export_page
-from .imports import ConfigurationProblem, import_batch
+from .export import export_page
+from .imports import import_batch
 from .session import session
 
 # At most 64 engines; the least recently used is disposed (its pooled connections closed).
@@ -63,7 +63,7 @@ def wrapgate_export(unencrypted, encrypted, configuration, type, delta, once, te
     try:
         return export_page(engine, configuration, type, delta, once, test, state, context)
     except LookupError as exc:
-        raise ExportError(str(exc)) from None
+        raise InvalidConfiguration(str(exc)) from None
     except (DBAPIError, StatementError) as exc:
         raise problem(exc) from None
 
@@ -74,6 +74,6 @@ def wrapgate_import(unencrypted, encrypted, configuration, postMapData, context)
     try:
         return import_batch(engine, configuration, postMapData, context)
     except LookupError as exc:
-        raise ConfigurationProblem(str(exc)) from None
+        raise InvalidConfiguration(str(exc)) from None
     except (DBAPIError, StatementError) as exc:
         raise problem(exc) from None

@@ -45,6 +45,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from gateway.errors import InvalidConfiguration
+
 from . import positions
 from .engines import forget, layout_changed, reflect
 from .queries import checked
@@ -101,10 +103,6 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-class ExportError(ValueError):
-    code = "invalid_configuration"
-
-
 class LayoutChanged(Exception):
     """The rows came back with other columns than the reflected table has."""
 
@@ -113,7 +111,7 @@ def _column(columns: Any, name: str, what: str) -> sa.ColumnElement:
     try:
         return columns[name]
     except KeyError:
-        raise ExportError(f"{what} {name!r} is not a column of the export's source") from None
+        raise InvalidConfiguration(f"{what} {name!r} is not a column of the export's source") from None
 
 
 def _unique(table: sa.Table, column: Any) -> bool:
@@ -143,7 +141,7 @@ class Source:
                 self.order = [key, *pk]
             else:
                 why = "may be NULL" if key.nullable else "is not unique"
-                raise ExportError(
+                raise InvalidConfiguration(
                     f"key {key.name!r} {why} and {table.name} has no primary key to break ties: "
                     "rows would be lost between pages; choose a unique, NOT NULL key"
                 )
@@ -208,7 +206,7 @@ def _millis(value: Any, what: str) -> float:
         number = float(value)
         datetime.datetime.fromtimestamp(number / 1000, datetime.UTC)
     except (TypeError, ValueError, OverflowError, OSError):
-        raise ExportError(f"{what} must be milliseconds since the epoch, got {value!r}") from None
+        raise InvalidConfiguration(f"{what} must be milliseconds since the epoch, got {value!r}") from None
     return number
 
 
@@ -248,7 +246,7 @@ def _page(
         marker = list(table.primary_key.columns) if table is not None and table.primary_key.columns else [key]
         if export_type == "once":
             if table is None:
-                raise ExportError("a once export needs a table: it marks exported rows")
+                raise InvalidConfiguration("a once export needs a table: it marks exported rows")
             flag = _column(columns, once.get("booleanField", ""), "once.booleanField")
             if state.get("mark"):
                 marks = [[positions.decode(v) for v in _as_list(m)] for m in state["mark"]]
@@ -360,11 +358,11 @@ def _converters(
 def _check_query_keys(rows: Sequence[Any], at: int, size: int, key: str) -> None:
     """A query's key must be unique and not NULL; a page that would skip rows is refused."""
     if any(row[at] is None for row in rows):
-        raise ExportError(
+        raise InvalidConfiguration(
             f"key {key!r} is NULL in a row of the query: a query's key must be unique and NOT NULL"
         )
     if len(rows) > size and rows[size - 1][at] == rows[size][at]:
-        raise ExportError(
+        raise InvalidConfiguration(
             f"key {key!r} has the same value in several rows of the query, across a page boundary: "
             "a query's key must be unique (rows would be skipped)"
         )

@@ -36,7 +36,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from gateway.errors import ConnectionOffline, CredentialsRefused, RecordError, record_result
+from gateway.errors import (
+    ConnectionOffline,
+    CredentialsRefused,
+    InvalidConfiguration,
+    RecordError,
+    record_result,
+)
 
 from .engines import fatal, forget, problem, reflect
 from .session import session
@@ -45,10 +51,6 @@ _NATIVE_UPSERT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 # Records per multi-row statement (SQLAlchemy pages them further to the driver's limits).
 CHUNK = 1000
-
-
-class ConfigurationProblem(ValueError):
-    code = "invalid_configuration"
 
 
 def import_batch(
@@ -231,12 +233,12 @@ class _Writer:
         keys = conf.get("keys") or [c.name for c in table.primary_key.columns]
         for name in keys:
             if name not in table.c:
-                raise ConfigurationProblem(f"key {name!r} is not a column of {table.name}")
+                raise InvalidConfiguration(f"key {name!r} is not a column of {table.name}")
         if not keys and (conf["operation"] != "insert" or conf["ignoreExisting"]):
-            raise ConfigurationProblem(f"{table.name} has no primary key: configure keys")
+            raise InvalidConfiguration(f"{table.name} has no primary key: configure keys")
         id_column = conf.get("idColumn") or (keys[0] if keys else None)
         if id_column is not None and id_column not in table.c:
-            raise ConfigurationProblem(f"idColumn {id_column!r} is not a column of {table.name}")
+            raise InvalidConfiguration(f"idColumn {id_column!r} is not a column of {table.name}")
         self.table, self.conf, self.keys, self.id_column = table, conf, keys, id_column
         self.operation = conf["operation"]
         self.coercers = {c.name: _coercer(c) for c in table.c}

@@ -10,3 +10,12 @@ def wrapgate_export(context):
     if isinstance(result, dict) and context.function == "exportOrders":
         result["observed"] = True
     return result
+
+
+#: (wire name, outcome, status) of every call this process answered
+DONE = []
+
+
+@hookimpl
+def wrapgate_call_done(context, outcome, status):
+    DONE.append((context.wire_name, outcome, status))

@@ -1,0 +1,28 @@
+"""What a limiter backend is: the protocol every backend (in-process, the
+arbiter's client, Redis) implements, the one error they raise and the constants
+the arbiter and its client share. The backends and the arbiter import this
+module; the package imports the backends: imports run one way. (The package
+never imports the arbiter: gunicorn's master runs it as ``python -m``.)"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+#: longest line of the arbiter's protocol (between the arbiter and its client), in bytes
+MAX_LINE = 1024
+
+
+class Lease(Protocol):
+    def release(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def acquire(self, key: str, level: int, wait: float) -> Lease | None:
+        """A slot of ``key``, waiting at most ``wait`` seconds (None when none freed).
+        Raises :class:`BackendDown` when the service that counts slots is unreachable."""
+
+
+class BackendDown(Exception):
+    """The backend cannot count slots right now (service down, socket gone)."""

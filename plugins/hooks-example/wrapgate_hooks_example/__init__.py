@@ -1,0 +1,1 @@
+"""Example wrapgate plugin ``contacts``: flow hooks and an installer step."""

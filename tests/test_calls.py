@@ -1,0 +1,105 @@
+"""gateway.calls, unit by unit: the checks of a result against its kind."""
+
+import types
+
+import pytest
+
+from gateway.calls import TYPE_GROUPS, check_result
+from gateway.errors import InvalidResponse
+from gateway.hookspecs import GROUPS
+
+
+def arguments(**fields):
+    return {"context": types.SimpleNamespace(wire_name="acme.fn"), **fields}
+
+
+def refused(kind, result, **fields):
+    with pytest.raises(InvalidResponse) as caught:
+        check_result(kind, result, arguments(**fields))
+    return caught.value.message
+
+
+def test_ping_nothing_is_a_200():
+    assert check_result("ping", None, arguments()) == {"statusCode": 200}
+
+
+@pytest.mark.parametrize("result", [{"statusCode": "200"}, {}, "ok", [200]])
+def test_ping_needs_an_integer_status(result):
+    assert "integer statusCode" in refused("ping", result)
+
+
+def test_export_rules():
+    assert check_result("export", {"data": [], "lastPage": True}, arguments())
+    assert check_result("export", {"data": [], "connectionOffline": True}, arguments())
+    assert "data as an array" in refused("export", {"data": {}, "lastPage": True})
+    assert "lastPage" in refused("export", {"data": []})
+    assert "errors as an array" in refused("export", {"data": [], "lastPage": True, "errors": "x"})
+
+
+def test_import_needs_one_entry_with_a_status_per_record():
+    records = [{}, {}]
+    assert check_result("import", [{"statusCode": 200}] * 2, arguments(postMapData=records))
+    assert "exactly one per record" in refused("import", [{"statusCode": 200}], postMapData=records)
+    assert "result 1 must be an object with an integer statusCode" in refused(
+        "import", [{"statusCode": 200}, {"id": "x"}], postMapData=records
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [("preMap", "data"), ("postMap", "postMapData"), ("postSubmit", "responseData"),
+     ("postResponseMap", "postResponseMapData")],
+)  # fmt: skip
+def test_record_hooks_need_one_object_per_record(kind, field):
+    fields = {field: [{"a": 1}, {"a": 2}]}
+    assert check_result(kind, [{}, {}], arguments(**fields)) == [{}, {}]
+    assert f"acme.fn ({kind}) returned 3 results for 2 records of {field}" in refused(
+        kind, [{}] * 3, **fields
+    )
+    assert f"acme.fn ({kind}) result 1 must be an object." == refused(kind, [{}, 1], **fields)
+    assert "must return an array" in refused(kind, {"data": []}, **fields)
+
+
+def test_pre_save_page_needs_data_and_typed_extras():
+    assert check_result("preSavePage", {"data": [], "errors": None}, arguments())
+    assert "data as an array" in refused("preSavePage", [])
+    assert "errors as an array" in refused("preSavePage", {"data": [], "errors": {}})
+    assert "abort as true or false" in refused("preSavePage", {"data": [], "abort": 1})
+
+
+@pytest.mark.parametrize("kind", ["hook", "postAggregate", "installer", "uninstaller", "setting", "utility"])
+@pytest.mark.parametrize("result", [None, False, 0, "text", {}, [1]])
+def test_free_form_kinds_pass_anything(kind, result):
+    assert check_result(kind, result, arguments()) == result
+
+
+def test_every_group_is_reachable_by_its_own_name_and_the_reference_aliases():
+    assert {TYPE_GROUPS[group] for group in GROUPS} == set(GROUPS)
+    assert {k: v for k, v in TYPE_GROUPS.items() if k not in GROUPS} == {
+        "wrapper": "wrappers",
+        "hook": "hooks",
+        "setting": "settings",
+        "utility": "utilities",
+    }
+
+
+def test_every_call_is_seen_by_call_done_hooks_and_their_failure_changes_nothing():
+    from gateway import hookimpl
+    from gateway.testing import InProcessGateway
+    from wrapgate_testkit import kit, observer
+
+    class Broken:
+        @hookimpl
+        def wrapgate_call_done(self):
+            raise RuntimeError("observer bug")
+
+    gateway = InProcessGateway({"kit": kit, "observer": observer, "broken": Broken()})
+    observer.DONE.clear()
+    assert gateway.call("kit.ping", {"connection": {"unencrypted": {}}}) == (200, {"statusCode": 200})
+    assert gateway.call("kit.nothing", {"a": 1})[0] == 422
+    assert gateway.call("kit.ping", None)[0] == 422  # a bad request: no function found yet
+    assert observer.DONE == [
+        ("kit.ping", "ok", 200),
+        ("", "invalid_function", 422),
+        ("", "missing_required_field", 422),
+    ]
