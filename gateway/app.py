@@ -19,11 +19,10 @@ from werkzeug.exceptions import HTTPException
 
 from . import config, limits, logs, metrics, serialize
 from .auth import ClientAddress, FailedTokens, OpsAccess, TokenCheck
-from .calls import CallContext, Gateway
+from .calls import Gateway
 from .catalog_routes import bp as catalog_bp
 from .config import Settings
 from .errors import GatewayError, shape
-from .hookspecs import hookimpl
 from .plugins import Registry
 from .routes import bp, new_request_id
 
@@ -63,13 +62,11 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if isinstance(app.json, DefaultJSONProvider):
         app.json.sort_keys = False
-    limiter = limits.build(settings)
-    gateway = Gateway(settings, registry, limiter)
+    gateway = Gateway(settings, registry, limits.build(settings, registry.notify))
     meter = metrics.Metrics(settings.metrics_connections)
     meter.plugins(registry.connectors)
-    limiter.observe(meter)
-    # The core's metrics observe calls through the same hook other plugins use.
-    registry.pm.register(CallMetrics(meter), name=f"wrapgate.metrics.{id(meter)}")
+    # The core's metrics observe calls and slots through the hooks other plugins use.
+    registry.pm.register(metrics.MetricsPlugin(meter), name=f"wrapgate.metrics.{id(meter)}")
     client = ClientAddress(settings.forwarded_allow_ips)
     failures = FailedTokens(settings.failed_token_limit)
     metrics_check = TokenCheck([settings.metrics_token], failures, client) if settings.metrics_token else None
@@ -89,19 +86,6 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.register_error_handler(GatewayError, _gateway_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
-
-
-class CallMetrics:
-    """The core plugin that counts every call in the app's Prometheus metrics."""
-
-    def __init__(self, meter: metrics.Metrics):
-        self.meter = meter
-
-    @hookimpl
-    def wrapgate_call_done(
-        self, context: CallContext, outcome: str, seconds: float, response_bytes: int
-    ) -> None:
-        self.meter.call_done(context.connector, context.function, outcome, seconds, response_bytes)
 
 
 # Paths a balancer or a scraper polls every few seconds: no log line for them.

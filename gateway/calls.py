@@ -4,8 +4,9 @@ validate the extension options and parse them into a :class:`~gateway.parsed.Cal
 → find the function (group by ``type``, plugin, kind) → build the context →
 the hook's arguments, a wrapper's sections validated → limit → call under a
 deadline → check the answer for its kind and serialise it → shape any error →
-tell the ``wrapgate_call_done`` observers. HTTP is not this module's business: :meth:`Gateway.call` takes a parsed
-body and returns an :class:`Answer` (status, JSON bytes, headers), so the CLI's
+tell the ``wrapgate_call_done`` observers (:meth:`Registry.notify`). HTTP is
+not this module's business: :meth:`Gateway.call` takes a parsed body and
+returns an :class:`Answer` (status, JSON bytes, headers), so the CLI's
 ``wrapgate call`` runs exactly the path the web route runs.
 """
 
@@ -163,23 +164,14 @@ class Gateway:
         return answer
 
     def _done(self, context: CallContext, outcome: str, seconds: float, answer: Answer) -> None:
-        arguments = {
-            "context": context,
-            "outcome": outcome,
-            "seconds": seconds,
-            "status": answer.status,
-            "response_bytes": len(answer.body),
-        }
-        # Each observer on its own: pluggy would stop at the first that raises.
-        for impl in self.registry.pm.hook.wrapgate_call_done.get_hookimpls():
-            try:
-                impl.function(*(arguments[name] for name in impl.argnames))
-            except Exception:  # an observer's failure must not change the answer (logged)
-                log.exception(
-                    "%s failed in wrapgate_call_done after %s",
-                    impl.plugin_name,
-                    context.wire_name or "a call",
-                )
+        self.registry.notify(
+            "wrapgate_call_done",
+            context=context,
+            outcome=outcome,
+            seconds=seconds,
+            status=answer.status,
+            response_bytes=len(answer.body),
+        )
 
     def _find(self, call: Call) -> Target:
         """The function a call names; the reference's order of checks: the group

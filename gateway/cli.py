@@ -118,7 +118,8 @@ def call(wire_name: str, options_file: Any, connector_id: str | None, max_respon
         body["_connectorId"] = connector_id
     else:
         body["diy"] = True
-    gateway = Gateway(settings, _registry(settings), limits.build(settings))
+    registry = _registry(settings)
+    gateway = Gateway(settings, registry, limits.build(settings, registry.notify))
     answer = gateway.call(body, request_id=new_request_id())
     click.echo(answer.body.decode())
     if driver.failure(answer.status, serialize.loads(answer.body)) is not None:
@@ -161,7 +162,8 @@ def _caller(url: str | None) -> driver.Caller:
     from .calls import Gateway
 
     settings = _settings(require_token=False)
-    return driver.in_process(Gateway(settings, _registry(settings), limits.build(settings)))
+    registry = _registry(settings)
+    return driver.in_process(Gateway(settings, registry, limits.build(settings, registry.notify)))
 
 
 def _load(file: Any, what: str) -> Any:

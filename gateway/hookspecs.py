@@ -211,7 +211,8 @@ def wrapgate_configuration_schema(function: str) -> Any | None:
 
 
 # ---------------------------------------------------------------------------
-# Observing calls (every plugin that implements these sees every call)
+# Observing calls and the connections' slots (every plugin that implements
+# these sees every call; the core's own metrics are a plugin of them)
 # ---------------------------------------------------------------------------
 
 
@@ -232,6 +233,49 @@ def wrapgate_call_done(
     :returns: nothing. Each implementation is called on its own: the answer is
         made already, and an exception raised by one is logged and changes
         nothing for the caller nor for the other implementations.
+    """
+
+
+@hookspec
+@_contract
+def wrapgate_slot_waiting(connection_id: str, delta: int) -> None:
+    """A call of a connection starts (``delta=1``) or stops (``delta=-1``)
+    waiting for one of the connection's slots (its concurrency level, see
+    :mod:`gateway.limits`). The core's gauge ``wrapgate_connection_waiting`` is
+    a plugin of this hook.
+
+    :param connection_id: the connection's ``_id``, as text.
+    :param delta: ``1`` when a call starts waiting, ``-1`` when it got a slot or gave up.
+    :returns: nothing. Called in the worker that serves the call, on the thread
+        that waits; each implementation on its own, an exception logged and ignored.
+    """
+
+
+@hookspec
+@_contract
+def wrapgate_slot_running(connection_id: str, delta: int) -> None:
+    """A call of a connection got a slot and runs (``delta=1``), or ended and
+    gave it back (``delta=-1``; for a call answered 504 while its function still
+    runs, when the function ends). The core's gauge
+    ``wrapgate_connection_in_flight`` is a plugin of this hook.
+
+    :param connection_id: the connection's ``_id``, as text.
+    :param delta: ``1`` when the call takes its slot, ``-1`` when it gives it back.
+    :returns: nothing; each implementation is called on its own, an exception
+        logged and ignored.
+    """
+
+
+@hookspec
+@_contract
+def wrapgate_slot_rejected(connection_id: str) -> None:
+    """A call of a connection got no slot within ``limit_wait`` seconds and is
+    answered 429 ``concurrency_limit_exceeded``. The core's counter
+    ``wrapgate_concurrency_rejections`` is a plugin of this hook.
+
+    :param connection_id: the connection's ``_id``, as text.
+    :returns: nothing; each implementation is called on its own, an exception
+        logged and ignored.
     """
 
 

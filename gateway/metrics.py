@@ -12,12 +12,21 @@ client made up. Connection ids and outcomes (error codes, which a plugin may
 choose) are bounded per worker: the first ``connections`` connection ids (and
 :data:`MAX_OUTCOMES` outcomes) a worker sees get series of their own, later
 ones count under ``other``. ``connections=0`` labels no connection at all.
+
+The metrics are fed the way any plugin is: :class:`MetricsPlugin` implements
+the observing hooks (``wrapgate_call_done`` and the ``wrapgate_slot_*`` hooks of
+:mod:`gateway.hookspecs`) and ``create_app`` registers it with the app's plugins.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .calls import CallContext
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -42,7 +51,7 @@ def multiprocess_mode() -> bool:
 
 
 class Metrics:
-    """The gateway's metrics; also the limiter's observer (waiting, running, rejected)."""
+    """The gateway's metrics (fed by :class:`MetricsPlugin` and the app's routes)."""
 
     def __init__(self, connections: int = 100) -> None:
         self._labels = {"connection": _Bounded(connections), "outcome": _Bounded(MAX_OUTCOMES)}
@@ -112,7 +121,7 @@ class Metrics:
             child = self._children[key] = metric.labels(*values)
         return child
 
-    # -- the limiter's observer --------------------------------------------------------
+    # -- the connections' slots ---------------------------------------------------------
     def running(self, connection: str, delta: int) -> None:
         self._child(self.in_flight_gauge, self._labels["connection"](connection)).inc(delta)
 
@@ -144,6 +153,32 @@ class Metrics:
             return generate_latest(registry), CONTENT_TYPE_LATEST
         assert self.registry is not None
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsPlugin:
+    """The core plugin that feeds :class:`Metrics` from the observing hooks, as
+    any outside plugin would (``create_app`` registers it)."""
+
+    def __init__(self, meter: Metrics):
+        self.meter = meter
+
+    @hookimpl
+    def wrapgate_call_done(
+        self, context: CallContext, outcome: str, seconds: float, response_bytes: int
+    ) -> None:
+        self.meter.call_done(context.connector, context.function, outcome, seconds, response_bytes)
+
+    @hookimpl
+    def wrapgate_slot_waiting(self, connection_id: str, delta: int) -> None:
+        self.meter.waiting(connection_id, delta)
+
+    @hookimpl
+    def wrapgate_slot_running(self, connection_id: str, delta: int) -> None:
+        self.meter.running(connection_id, delta)
+
+    @hookimpl
+    def wrapgate_slot_rejected(self, connection_id: str) -> None:
+        self.meter.rejected(connection_id)
 
 
 class _Bounded:

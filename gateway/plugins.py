@@ -221,6 +221,23 @@ class Registry:
                 "wrapgate_configuration_schema", others
             )
 
+    # -- observing -------------------------------------------------------
+
+    def notify(self, hook: str, **arguments: Any) -> None:
+        """Tell every implementation of the observing hook ``hook`` (``wrapgate_call_done``,
+        ``wrapgate_slot_running``...), each with the arguments it asks for.
+
+        Each implementation is called on its own and this never raises: pluggy's own
+        call would stop at the first implementation that raises, and what an observer
+        does wrong must change neither the answer nor what the other observers see.
+        A failure is logged with the plugin's name.
+        """
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                impl.function(*(arguments[name] for name in impl.argnames))
+            except Exception:
+                log.exception("plugin %s failed in %s", impl.plugin_name, hook)
+
     # -- addressing ------------------------------------------------------
 
     def arguments(self, kind: str) -> tuple[str, ...]:

@@ -98,7 +98,7 @@ class InProcessGateway:
         """:param plugins: plugin objects (modules) by connector name, registered as they are.
         :param installed: names of installed entry points to load as ``wrapgate serve`` does.
         """
-        from . import config
+        from . import config, limits
         from .calls import Gateway
         from .plugins import Registry
 
@@ -108,7 +108,9 @@ class InProcessGateway:
         for name, plugin in (plugins or {}).items():
             registry.register(plugin, name)
         settings = {"system_tokens": ["in-process"], "limiter": "none", **settings}
-        self.gateway = Gateway(config.load({}, **settings), registry)
+        loaded = config.load({}, **settings)
+        # limiter="local" counts the connections' slots in this process.
+        self.gateway = Gateway(loaded, registry, limits.build(loaded, registry.notify))
 
     def call(self, function: str, options: dict, **extra: Any) -> tuple[int, Any]:
         """(status, parsed JSON answer) of one DIY call."""

@@ -103,3 +103,45 @@ def test_every_call_is_seen_by_call_done_hooks_and_their_failure_changes_nothing
         ("", "invalid_function", 422),
         ("", "missing_required_field", 422),
     ]
+
+
+def test_slot_hooks_see_each_call_wait_run_and_be_refused_and_their_failure_changes_nothing():
+    from gateway import hookimpl
+    from gateway.parsed import Connection
+    from gateway.testing import InProcessGateway
+    from wrapgate_testkit import kit, observer
+
+    class Broken:
+        @hookimpl
+        def wrapgate_slot_running(self, delta):
+            raise RuntimeError("observer bug")
+
+        @hookimpl
+        def wrapgate_slot_rejected(self):
+            raise RuntimeError("observer bug")
+
+    gateway = InProcessGateway(
+        {"kit": kit, "broken": Broken(), "observer": observer}, limiter="local", limit_wait=0
+    )
+    connection = {"_id": "conn-s", "concurrencyLevel": 1, "unencrypted": {}}
+    observer.SLOTS.clear()
+    assert gateway.call("kit.ping", {"connection": connection}) == (200, {"statusCode": 200})
+    assert observer.SLOTS == [
+        ("waiting", "conn-s", 1),
+        ("waiting", "conn-s", -1),
+        ("running", "conn-s", 1),
+        ("running", "conn-s", -1),
+    ]
+    observer.SLOTS.clear()
+    with gateway.gateway.limit(Connection.parse(connection)):
+        status, body = gateway.call("kit.ping", {"connection": connection})
+    assert status == 429 and body["errors"][0]["code"] == "concurrency_limit_exceeded"
+    assert observer.SLOTS == [
+        ("waiting", "conn-s", 1),  # the holder
+        ("waiting", "conn-s", -1),
+        ("running", "conn-s", 1),
+        ("waiting", "conn-s", 1),  # the call refused
+        ("waiting", "conn-s", -1),
+        ("rejected", "conn-s", None),
+        ("running", "conn-s", -1),
+    ]

@@ -55,14 +55,53 @@ def test_every_hook_is_implemented_by_a_test_plugin(name):
     assert f"def {name}(" in source, f"no test plugin implements {name}"
 
 
+DESCRIBING = {"wrapgate_functions", "wrapgate_connection_schemas", "wrapgate_configuration_schema"}
+#: the hooks every plugin that implements them sees: calls answered, slots taken and given back
+OBSERVING = sorted(set(HOOKS) - DESCRIBING - {f"wrapgate_{kind}" for kind in hookspecs.KINDS})
+
+
 def test_every_kind_has_its_hook_and_group():
-    assert set(hookspecs.KINDS) == {name.removeprefix("wrapgate_") for name in HOOKS} - {
-        "functions",
-        "connection_schemas",
-        "configuration_schema",
-        "call_done",
-    }
+    served = set(HOOKS) - DESCRIBING - set(OBSERVING)
+    assert set(hookspecs.KINDS) == {name.removeprefix("wrapgate_") for name in served}
+    assert OBSERVING == [
+        "wrapgate_call_done",
+        "wrapgate_slot_rejected",
+        "wrapgate_slot_running",
+        "wrapgate_slot_waiting",
+    ]
     assert set(hookspecs.KIND_GROUP) == set(hookspecs.KINDS)
+
+
+@pytest.mark.parametrize("name", OBSERVING)
+def test_every_observing_hook_is_reached_with_every_argument_of_its_spec(name):
+    """A plugin asking for every argument of an observing hook gets each, of its
+    spec's type, for a call that runs and one refused for want of a slot."""
+    from gateway.parsed import Connection
+    from wrapgate_testkit import kit
+
+    spec = getattr(hookspecs, name)
+    names = list(inspect.signature(spec).parameters)
+    hints = typing.get_type_hints(spec, localns={"CallContext": CallContext})
+    received = []
+
+    def implementation(*args):
+        received.append(dict(zip(names, args, strict=True)))
+
+    implementation.__wrapped__ = spec
+    plugin = types.ModuleType("watcher")
+    setattr(plugin, name, hookimpl(implementation))
+    gateway = InProcessGateway({"kit": kit, "watcher": plugin}, limiter="local", limit_wait=0)
+    connection = {"_id": "conn-seen", "concurrencyLevel": 1, "unencrypted": {}}
+    assert gateway.call("kit.ping", {"connection": connection})[0] == 200
+    with gateway.gateway.limit(Connection.parse(connection)):  # holds the connection's only slot
+        assert gateway.call("kit.ping", {"connection": connection})[0] == 429
+    assert received, f"{name} was never called"
+    for arguments in received:
+        assert set(arguments) == set(names)
+        for argument, value in arguments.items():
+            assert isinstance(value, hints[argument]), (argument, value)
+            if argument == "connection_id":
+                assert value == "conn-seen"
 
 
 # One valid call of each kind: the options it is sent and an answer its checks accept.

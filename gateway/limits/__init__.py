@@ -28,8 +28,8 @@ import logging
 import math
 import sys
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .. import deadline
 from ..config import MAX_LEVEL, Settings
@@ -46,34 +46,41 @@ from .local import ArbiterBackend, InProcessBackend
 if TYPE_CHECKING:
     from ..parsed import Connection
 
-__all__ = ["Backend", "BackendDown", "Lease", "Limiter", "Overloaded", "SlotObserver", "build"]
+__all__ = ["Backend", "BackendDown", "Lease", "Limiter", "Notify", "Overloaded", "build"]
 
 log = logging.getLogger("gateway.limits")
 
 
-class SlotObserver(Protocol):
-    """What watches a limiter (the metrics): waiting and running calls per connection."""
+#: how the limiter reports slots: :meth:`gateway.plugins.Registry.notify`, which fires
+#: the ``wrapgate_slot_*`` hooks (the core's metrics are a plugin of them)
+Notify = Callable[..., None]
 
-    def waiting(self, key: str, delta: int) -> None: ...
 
-    def running(self, key: str, delta: int) -> None: ...
-
-    def rejected(self, key: str) -> None: ...
+def _nobody(hook: str, **arguments: Any) -> None:
+    """No plugins to tell (a limiter built without a registry)."""
 
 
 class Limiter:
-    """What :class:`gateway.calls.Gateway` calls around every plugin call."""
+    """What :class:`gateway.calls.Gateway` calls around every plugin call.
 
-    def __init__(self, settings: Settings, backend: Backend | None, fallback: Backend | None = None):
+    Waiting, running and rejected calls are reported through ``notify`` as the
+    hooks ``wrapgate_slot_waiting``, ``wrapgate_slot_running`` and
+    ``wrapgate_slot_rejected`` (:mod:`gateway.hookspecs`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend | None,
+        fallback: Backend | None = None,
+        notify: Notify = _nobody,
+    ):
         self.settings = settings
         self.backend = backend
         self.fallback = fallback
+        self.notify = notify
         self._in_flight = threading.BoundedSemaphore(settings.in_flight_cap)
         self._capped: set[str] = set()
-        self._observers: list[SlotObserver] = []
-
-    def observe(self, observer: SlotObserver) -> None:
-        self._observers.append(observer)
 
     def level(self, connection_id: str, raw: Any) -> int:
         """The level of a connection that sent ``concurrencyLevel`` ``raw`` (None: not sent)."""
@@ -106,10 +113,10 @@ class Limiter:
                 return
             level = self.level(key, connection.level)
             lease = self._acquire(backend, key, level)
-            self._notify("running", key, 1)
+            self.notify("wrapgate_slot_running", connection_id=key, delta=1)
 
             def finish() -> None:
-                self._notify("running", key, -1)
+                self.notify("wrapgate_slot_running", connection_id=key, delta=-1)
                 lease.release()
 
             later = False
@@ -127,7 +134,7 @@ class Limiter:
 
     def _acquire(self, backend: Backend, key: str, level: int) -> Lease:
         wait = self.settings.limit_wait
-        self._notify("waiting", key, 1)
+        self.notify("wrapgate_slot_waiting", connection_id=key, delta=1)
         try:
             try:
                 lease = backend.acquire(key, level, wait)
@@ -140,10 +147,9 @@ class Limiter:
                 log.error("%s limiter unavailable, limiting in this process only: %s", backend.name, exc)
                 lease = self.fallback.acquire(key, level, wait)
         finally:
-            self._notify("waiting", key, -1)
+            self.notify("wrapgate_slot_waiting", connection_id=key, delta=-1)
         if lease is None:
-            for observer in self._observers:
-                observer.rejected(key)
+            self.notify("wrapgate_slot_rejected", connection_id=key)
             raise ConcurrencyLimitExceeded(
                 f"Connection {key} already runs {level} calls (its concurrency level) and none "
                 f"finished within {wait:g} seconds.",
@@ -151,22 +157,20 @@ class Limiter:
             )
         return lease
 
-    def _notify(self, what: str, key: str, delta: int) -> None:
-        for observer in self._observers:
-            getattr(observer, what)(key, delta)
 
-
-def build(settings: Settings) -> Limiter:
-    """The limiter the settings ask for."""
+def build(settings: Settings, notify: Notify = _nobody) -> Limiter:
+    """The limiter the settings ask for, reporting its slots through ``notify``
+    (:meth:`gateway.plugins.Registry.notify`)."""
     in_process = InProcessBackend()
     if settings.limiter == "none":
-        return Limiter(settings, None)
+        return Limiter(settings, None, notify=notify)
     if settings.limiter == "redis":
         from .redis_backend import RedisBackend  # only with the redis extra installed
 
-        return Limiter(settings, RedisBackend(settings.redis_url or "", settings.lease_seconds), in_process)
+        backend: Backend = RedisBackend(settings.redis_url or "", settings.lease_seconds)
+        return Limiter(settings, backend, in_process, notify)
     if settings.limiter_socket:
-        return Limiter(settings, ArbiterBackend(settings.limiter_socket), in_process)
+        return Limiter(settings, ArbiterBackend(settings.limiter_socket), in_process, notify)
     if "gunicorn.arbiter" in sys.modules:
         # Under gunicorn without our configuration no arbiter was started: each
         # worker would count alone, and a connection could run level x workers calls.
@@ -174,4 +178,4 @@ def build(settings: Settings) -> Limiter:
             "local limiter without its arbiter: limits count per worker process. Run gunicorn "
             "with -c config/gunicorn.conf.py (or WRAPGATE_WORKERS=1), or use the redis limiter"
         )
-    return Limiter(settings, in_process)
+    return Limiter(settings, in_process, notify=notify)

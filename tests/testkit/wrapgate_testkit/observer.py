@@ -19,3 +19,22 @@ DONE = []
 @hookimpl
 def wrapgate_call_done(context, outcome, status):
     DONE.append((context.wire_name, outcome, status))
+
+
+#: (hook, connection id, delta) of every slot event this process reported
+SLOTS = []
+
+
+@hookimpl
+def wrapgate_slot_waiting(connection_id, delta):
+    SLOTS.append(("waiting", connection_id, delta))
+
+
+@hookimpl
+def wrapgate_slot_running(connection_id, delta):
+    SLOTS.append(("running", connection_id, delta))
+
+
+@hookimpl
+def wrapgate_slot_rejected(connection_id):
+    SLOTS.append(("rejected", connection_id, None))
