@@ -129,18 +129,18 @@ class Gateway:
     # -- the path ---------------------------------------------------------
 
     def call(self, body: Any, *, request_id: str, trace_id: str | None = None) -> Answer:
+        """Serve one ``POST /function`` body: the whole path, every failure shaped.
+        Never raises."""
         context = CallContext(request_id=request_id, trace_id=trace_id)
         scrubber = NOTHING
         started = time.perf_counter()
         outcome = "ok"
         try:
-            call = Call.parse(
-                load_extension_options(self._options_schema, body), self.settings.default_max_response_size
-            )
-            scrubber = scrubber_for(call.options)
+            call = self.parse(body)
+            scrubber = scrubber_for(call.connection, call.bearer_token)
             logs.bind_scrubber(scrubber)
-            target = self._find(call)
-            context = _context(call, target, request_id, trace_id, self.settings.call_timeout)
+            target = self.find(call)
+            context = self.context(call, target, request_id, trace_id)
             logs.bind(
                 function=target.wire_name,
                 connector=context.connector,
@@ -149,7 +149,7 @@ class Gateway:
                 export_id=call.options.get("_exportId"),
                 import_id=call.options.get("_importId"),
             )
-            arguments = self._arguments(target, call, context)
+            arguments = self.arguments(target, call, context)
             with self.limit(call.connection):
                 result = call_with_deadline(
                     lambda: self._invoke(target, arguments, scrubber),
@@ -163,6 +163,17 @@ class Gateway:
         self._done(context, outcome, time.perf_counter() - started, answer)
         return answer
 
+    # -- the steps before the plugin runs (POST /validate runs these alone) ----
+
+    def parse(self, body: Any) -> Call:
+        """``body``'s extension options validated (every problem at once) and
+        parsed into typed values, once.
+
+        :raises InvalidRequest: the body is no valid call (its ``errors`` list each problem).
+        """
+        request = load_extension_options(self._options_schema, body)
+        return Call.parse(request, self.settings.default_max_response_size)
+
     def _done(self, context: CallContext, outcome: str, seconds: float, answer: Answer) -> None:
         self.registry.notify(
             "wrapgate_call_done",
@@ -173,9 +184,13 @@ class Gateway:
             response_bytes=len(answer.body),
         )
 
-    def _find(self, call: Call) -> Target:
+    def find(self, call: Call) -> Target:
         """The function a call names; the reference's order of checks: the group
-        (``type``) first, then the function within it."""
+        (``type``) first, then the function within it.
+
+        :raises GatewayError: ``object_not_found`` (no such group), ``invalid_function``
+            (no such function in it), ``connector_unavailable`` (its plugin failed to load).
+        """
         group = None
         if truthy(call.type):
             group = TYPE_GROUPS.get(call.type) if isinstance(call.type, str) else None
@@ -212,10 +227,33 @@ class Gateway:
             return served is True or (served is not False and connector in served)
         return connector in self.settings.connector_ids.get(str(call.connector_id), ())
 
-    def _arguments(self, target: Target, call: Call, context: CallContext) -> dict[str, Any]:
+    def context(
+        self, call: Call, target: Target, request_id: str, trace_id: str | None = None
+    ) -> CallContext:
+        """The ``context`` the plugin is given (made here, and only here); its
+        deadline starts now."""
+        return CallContext(
+            request_id=request_id,
+            trace_id=trace_id,
+            wire_name=target.wire_name,
+            connector=target.connector.name,
+            function=target.function,
+            kind=target.kind,
+            connection_id=call.connection.id,
+            flow_id=call.flow_id,
+            resource_id=call.resource_id,
+            deadline=time.monotonic() + self.settings.call_timeout,
+            logger=logging.getLogger(f"gateway.plugin.{target.connector.name}"),
+        )
+
+    def arguments(self, target: Target, call: Call, context: CallContext) -> dict[str, Any]:
         """The hook's keyword arguments: the fields of ``options`` its hookspec
         names, a wrapper's connection sections and configuration loaded by the
-        connector's schemas."""
+        connector's schemas.
+
+        :raises InvalidRequest: one entry per problem (a section or the
+            configuration its schema refuses, records that are no array).
+        """
         options, kind = call.options, target.kind
         problems: list[dict[str, str]] = []
         arguments = {
@@ -286,25 +324,6 @@ class Gateway:
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def _context(
-    call: Call, target: Target, request_id: str, trace_id: str | None, timeout: float
-) -> CallContext:
-    """The ``context`` a plugin is given: made here, and only here."""
-    return CallContext(
-        request_id=request_id,
-        trace_id=trace_id,
-        wire_name=target.wire_name,
-        connector=target.connector.name,
-        function=target.function,
-        kind=target.kind,
-        connection_id=call.connection.id,
-        flow_id=call.flow_id,
-        resource_id=call.resource_id,
-        deadline=time.monotonic() + timeout,
-        logger=logging.getLogger(f"gateway.plugin.{target.connector.name}"),
-    )
 
 
 def _records_problem(kind: str, options: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -15,11 +15,10 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from .calls import CallContext, Gateway, _context
+from .calls import CallContext, Gateway
 from .errors import FunctionNotFound, GatewayError
-from .parsed import Call
+from .parsed import Call, Connection
 from .plugins import Connector, Registry
-from .schemas import load_extension_options
 from .scrub import scrubber_for
 
 
@@ -75,23 +74,34 @@ def validate(gateway: Gateway, body: Any) -> dict[str, Any]:
         configuration and its records.
     """
     options = body.get("options") if isinstance(body, dict) else None
-    scrubber = scrubber_for(options if isinstance(options, dict) else {})
+    options = options if isinstance(options, dict) else {}
+    # The body may be invalid: its secrets are masked all the same.
+    token = options.get("bearerToken")
+    scrubber = scrubber_for(
+        Connection.parse(options.get("connection")), token if isinstance(token, str) else None
+    )
     context = CallContext(request_id="validate")
     problems: list[dict[str, Any]] = []
-    request: Any = None
+    call: Call | None = None
     try:
-        request = load_extension_options(gateway._options_schema, body)
+        call = gateway.parse(body)
     except GatewayError as exc:
         problems.extend(exc.errors)
         # Go on to the connector's schemas when the call says which function, with what.
-        if isinstance(body, dict) and isinstance(body.get("function"), str) and isinstance(options, dict):
-            request = {"diy": True, **body}
-    if request is not None:
+        if (
+            isinstance(body, dict)
+            and isinstance(body.get("function"), str)
+            and isinstance(body.get("options"), dict)
+        ):
+            try:
+                call = Call.parse({"diy": True, **body}, gateway.settings.default_max_response_size)
+            except GatewayError as again:
+                problems.extend(again.errors)
+    if call is not None:
         try:
-            call = Call.parse(request, gateway.settings.default_max_response_size)
-            target = gateway._find(call)
-            context = _context(call, target, "validate", None, gateway.settings.call_timeout)
-            gateway._arguments(target, call, context)
+            target = gateway.find(call)
+            context = gateway.context(call, target, "validate")
+            gateway.arguments(target, call, context)
         except FunctionNotFound as exc:
             if not problems:  # else the request's own problems say why nothing was found
                 problems.extend(exc.errors)

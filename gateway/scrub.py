@@ -2,7 +2,8 @@
 
 The secrets of a call are the string values under the connection's
 ``encrypted`` section (top level, or under ``wrapper`` as integrator.io's
-connection resource nests it) and the call's ``bearerToken``; the system
+connection resource nests it: :class:`gateway.parsed.Connection` knows where)
+and the call's ``bearerToken``; the system
 tokens are secrets of every call. A plugin that puts a password into an
 exception, a log line, a print or a result's ``errors`` gets it masked
 before anything leaves the process.
@@ -36,12 +37,15 @@ import threading
 import urllib.parse
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ahocorasick_rs
 import orjson
 
 from .errors import GatewayError
+
+if TYPE_CHECKING:
+    from .parsed import Connection
 
 MASK = "********"
 #: Shorter strings are not treated as secrets (see the module docstring).
@@ -104,23 +108,15 @@ def forms(secret: str) -> set[str]:
     return {f for f in found if len(f) >= MIN_SECRET_LENGTH}
 
 
-def call_secrets(options: Any) -> list[str]:
-    """Every secret of one call's ``options`` (strings of masking length, distinct).
+def call_secrets(connection: Connection, bearer_token: str | None = None) -> list[str]:
+    """Every secret of one call (strings of masking length, distinct): those of
+    every ``encrypted`` section of its parsed connection
+    (:attr:`gateway.parsed.Connection.secret_sections`) and its bearer token.
 
     Raises :class:`TooManySecrets` past the bounds, before any costly work."""
-    if not isinstance(options, Mapping):
-        return []
-    sources: list[Any] = []
-    connection = options.get("connection")
-    if isinstance(connection, Mapping):
-        sources.append(connection.get("encrypted"))
-        wrapper = connection.get("wrapper")
-        if isinstance(wrapper, Mapping):
-            sources.append(wrapper.get("encrypted"))
-    sources.append(options.get("bearerToken"))
     found: dict[str, None] = {}
     chars = 0
-    for text in _strings(sources):
+    for text in _strings([*connection.secret_sections, bearer_token]):
         if len(text) < MIN_SECRET_LENGTH or text in found:
             continue
         found[text] = None
@@ -294,7 +290,8 @@ class _Recent:
 RECENT = _Recent()
 
 
-def scrubber_for(options: Any) -> Scrubber:
-    """The scrubber of one call; raises :class:`TooManySecrets` past the bounds."""
-    secrets = call_secrets(options)
+def scrubber_for(connection: Connection, bearer_token: str | None = None) -> Scrubber:
+    """The scrubber of one call, from its parsed connection and bearer token
+    (:class:`gateway.parsed.Call`); raises :class:`TooManySecrets` past the bounds."""
+    secrets = call_secrets(connection, bearer_token)
     return RECENT.scrubber(secrets) if secrets else NOTHING

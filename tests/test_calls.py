@@ -145,3 +145,25 @@ def test_slot_hooks_see_each_call_wait_run_and_be_refused_and_their_failure_chan
         ("rejected", "conn-s", None),
         ("running", "conn-s", -1),
     ]
+
+
+def test_the_steps_before_the_plugin_runs_are_public_and_run_alone():
+    """What POST /validate runs: parse, find, context, arguments; nothing is called."""
+    from gateway.errors import InvalidRequest
+    from gateway.testing import InProcessGateway
+    from wrapgate_testkit import kit
+
+    gateway = InProcessGateway({"kit": kit}).gateway
+    body = {
+        "diy": True,
+        "function": "kit.ping",
+        "options": {"connection": {"_id": 7, "unencrypted": {"a": 1}}},
+    }
+    call = gateway.parse(body)
+    target = gateway.find(call)
+    context = gateway.context(call, target, "req-1")
+    arguments = gateway.arguments(target, call, context)
+    assert (target.wire_name, target.kind, context.connection_id) == ("kit.ping", "ping", "7")
+    assert arguments["context"] is context and arguments["unencrypted"] == {"a": 1}
+    with pytest.raises(InvalidRequest):
+        gateway.parse({"diy": True, "options": {}})

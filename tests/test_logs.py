@@ -72,11 +72,12 @@ def test_records_outside_any_call_are_masked_with_recent_secrets():
     """A plugin's background thread has no call context: the secrets of recent calls are masked."""
     import threading
 
+    from gateway.parsed import Connection
     from gateway.scrub import scrubber_for
 
     stream = io.StringIO()
     logs.configure("INFO", "json", stream)
-    scrubber_for({"connection": {"encrypted": {"password": "Thread-Secret-88"}}})
+    scrubber_for(Connection.parse({"encrypted": {"password": "Thread-Secret-88"}}))
     thread = threading.Thread(
         target=lambda: logging.getLogger("test.thread").warning(
             "from a thread %s", "Thread-Secret-88", extra={"x": "Thread-Secret-88"}

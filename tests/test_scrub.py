@@ -8,6 +8,7 @@ import urllib.parse
 
 import pytest
 
+from gateway.parsed import Connection
 from gateway.scrub import (
     MASK,
     MAX_SECRETS,
@@ -23,6 +24,15 @@ from gateway.scrub import (
 SECRET = 'p@ss/wörd"x+1'
 
 
+def secrets_of(options):
+    """The secrets of a call with these ``options``, parsed as the gateway parses them."""
+    return call_secrets(Connection.parse(options.get("connection")), options.get("bearerToken"))
+
+
+def scrubber_of(options):
+    return scrubber_for(Connection.parse(options.get("connection")), options.get("bearerToken"))
+
+
 def test_secrets_are_strings_of_masking_length_from_both_places_a_connection_keeps_them():
     options = {
         "bearerToken": "one-time-token",
@@ -32,7 +42,7 @@ def test_secrets_are_strings_of_masking_length_from_both_places_a_connection_kee
             "unencrypted": {"host": "not-a-secret"},
         },
     }
-    assert sorted(call_secrets(options)) == sorted(
+    assert sorted(secrets_of(options)) == sorted(
         ["Secret-Pw1", "Nested-Key9", "k-from-wrapper", "one-time-token"]
     )
 
@@ -65,7 +75,7 @@ def test_masks_base64_at_any_offset(prefix, encode):
 
 
 def test_short_values_and_numbers_are_not_secrets_so_messages_stay_readable():
-    scrubber = scrubber_for(
+    scrubber = scrubber_of(
         {"connection": {"encrypted": {"region": "eu", "ssl": "true", "port": 2, "password": "Long-Secret-1"}}}
     )
     message = "record 2 of 12 failed in eu-west: ssl is true"
@@ -127,15 +137,13 @@ def test_results_mask_error_structures_and_leave_the_plugins_data_alone():
 
 def test_a_calls_scrubber_is_reused_for_the_same_secrets():
     options = {"connection": {"encrypted": {"password": "Reused-Secret-1"}}}
-    assert scrubber_for(options) is scrubber_for(
-        {"connection": {"encrypted": {"password": "Reused-Secret-1"}}}
-    )
-    assert scrubber_for(options).scrub("x Reused-Secret-1") == f"x {MASK}"
-    assert scrubber_for({"connection": {}}) is NOTHING
+    assert scrubber_of(options) is scrubber_of({"connection": {"encrypted": {"password": "Reused-Secret-1"}}})
+    assert scrubber_of(options).scrub("x Reused-Secret-1") == f"x {MASK}"
+    assert scrubber_of({"connection": {}}) is NOTHING
 
 
 def test_recent_secrets_and_tokens_are_masked_outside_any_call():
-    scrubber_for({"connection": {"encrypted": {"password": "Recent-Call-Secret"}}})
+    scrubber_of({"connection": {"encrypted": {"password": "Recent-Call-Secret"}}})
     RECENT.remember(["System-Token-Remembered"])
     text = "Recent-Call-Secret System-Token-Remembered"
     for scrubber in RECENT.outside():
@@ -148,7 +156,7 @@ def test_output_outside_calls_is_masked_across_rebuilds():
     secrets are in the rebuilt scrubber or among those built since."""
     secrets = [f"Rebuild-Secret-{i:04d}" for i in range(100)]
     for secret in secrets:
-        scrubber_for({"connection": {"encrypted": {"password": secret}}})
+        scrubber_of({"connection": {"encrypted": {"password": secret}}})
     scrubbers = RECENT.outside()
     assert len(scrubbers) <= 1 + 16
     for secret in secrets:
@@ -162,21 +170,21 @@ def test_too_many_or_too_large_secrets_are_refused_before_any_costly_work():
     many = {f"k{i}": f"secret-value-{i:06d}" for i in range(100_000)}
     started = time.perf_counter()
     with pytest.raises(TooManySecrets) as caught:
-        scrubber_for({"connection": {"encrypted": many}})
+        scrubber_of({"connection": {"encrypted": many}})
     assert time.perf_counter() - started < 2  # generous: the walk stops at the bound
     assert caught.value.status == 422 and "secret-value" not in caught.value.message
     with pytest.raises(TooManySecrets):
-        scrubber_for({"connection": {"encrypted": {"key": "x" * (64 * 1024 + 1)}}})
+        scrubber_of({"connection": {"encrypted": {"key": "x" * (64 * 1024 + 1)}}})
     # At the bound, it serves.
     at_bound = {f"k{i}": f"bound-secret-{i:06d}" for i in range(MAX_SECRETS)}
-    assert scrubber_for({"connection": {"encrypted": at_bound}}).scrub("bound-secret-000007") == MASK
+    assert scrubber_of({"connection": {"encrypted": at_bound}}).scrub("bound-secret-000007") == MASK
 
 
 def test_deep_nesting_does_not_overflow():
     nested: dict = {"password": "Deep-Secret-1"}
     for _ in range(5000):
         nested = {"n": nested}
-    assert call_secrets({"connection": {"encrypted": nested}}) == ["Deep-Secret-1"]
+    assert secrets_of({"connection": {"encrypted": nested}}) == ["Deep-Secret-1"]
 
 
 def test_results_of_hooks_mask_their_errors_only():
