@@ -86,3 +86,48 @@ def test_what_the_guide_says_about_plugins_that_do_not_load():
     assert "Argument(s) {'x'} are declared in the hookimpl but can not be found in the hookspec" in (
         registry.connectors["badarg"].error
     )
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def test_the_readme_links_the_architecture_page():
+    assert "(docs/architecture.md)" in (ROOT / "README.md").read_text()
+
+
+def test_every_path_the_architecture_page_names_exists():
+    text = ARCHITECTURE.read_text()
+    paths = set(re.findall(r"`((?:gateway|plugins|tests|scripts|docs|\.ci)/[\w./-]*)`", text))
+    assert len(paths) > 20
+    missing = sorted(p for p in paths if not (ROOT / p.split(" ")[0]).exists())
+    assert not missing, missing
+
+
+def test_every_hook_and_every_name_of_the_architecture_page_is_real():
+    """Each hook is on the page, and what it names on the core's classes exists."""
+    from gateway import metrics, parsed, plugins
+
+    text = ARCHITECTURE.read_text()
+    for name in (n for n, v in vars(hookspecs).items() if hasattr(v, f"{hookspecs.PROJECT}_spec")):
+        assert f"`{name}`" in text, name
+    owners = {
+        "Gateway": calls.Gateway,
+        "Registry": plugins.Registry,
+        "Connection": parsed.Connection,
+        "Call": parsed.Call,
+        "CallContext": calls.CallContext,
+        "metrics": metrics,
+    }
+    # The "before" column of the table names what is gone; everything else must exist.
+    head, _, moved = text.partition("## What moved where")
+    now = [row.split(" | ")[-1] for row in moved.splitlines() if row.startswith("| ")]
+    named = re.findall(
+        r"(?<![/\w])(Gateway|Registry|Connection|Call|CallContext|metrics)\.(\w+)", head + "\n".join(now)
+    )
+    assert len(named) > 5
+    for owner, attribute in named:
+        cls = owners[owner]
+        fields = getattr(cls, "__dataclass_fields__", {})
+        assert hasattr(cls, attribute) or attribute in fields, f"{owner}.{attribute}"
+    for attribute in re.findall(r"`(find|context|arguments)`", head):
+        assert hasattr(calls.Gateway, attribute)
