@@ -13,6 +13,7 @@ returns an :class:`Answer` (status, JSON bytes, headers), so the CLI's
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,7 @@ from .errors import (
     shape,
 )
 from .hookspecs import GROUPS, KIND_GROUP
+from .limits import Limiter
 from .parsed import Call, Connection
 from .plugins import Connector, Registry
 from .schemas import ExtensionOptions, js_text, load_extension_options, truthy, validation_entries
@@ -88,10 +90,35 @@ class CallContext:
     resource_id: str | None = None  # _exportId or _importId
     deadline: float = 0.0  # time.monotonic() value
     logger: logging.Logger = field(default=logging.getLogger("gateway.plugin"))
+    #: the concurrency level the core holds this call's connection to, across every
+    #: worker and host its limiter counts; None when it limits nothing (no connection,
+    #: or ``limiter = "none"``)
+    level: int | None = None
+    _permit: Callable[[], contextlib.AbstractContextManager[Any]] | None = field(default=None, repr=False)
 
     def remaining(self) -> float:
         """Seconds left before the deadline: pass it on as a timeout to external calls."""
         return max(0.0, self.deadline - time.monotonic())
+
+    def permit(self) -> contextlib.AbstractContextManager[Any]:
+        """Hold one request permit of the connection for one request to the external
+        system: ``with context.permit(): session.get(url)``.
+
+        Permits are counted by the core's limiter, in the same place as the
+        connection's calls (every worker of the host, or every host through Redis),
+        and at most :attr:`level` are held at once across all calls of the
+        connection: a plugin that sends requests side by side keeps the whole
+        connection within integrator.io's promise to the external system. A
+        permit counts requests only (a call's slot gives none), is waited for
+        until the call's deadline at most, then raises
+        :class:`~gateway.errors.ConcurrencyLimitExceeded` (429). Hold it for one
+        request and take no other meanwhile: at level 1 a nested permit waits for
+        itself. When :attr:`level` is None it counts nothing (a plugin may then
+        bound its requests itself).
+        """
+        if self._permit is None:
+            return contextlib.nullcontext()
+        return self._permit()
 
 
 @dataclass(frozen=True)
@@ -112,15 +139,12 @@ def _no_limit(connection: Connection) -> Iterator[None]:
 class Gateway:
     """One app's calls: settings, the plugin registry and the limiter."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        registry: Registry,
-        limit: Callable[[Connection], contextlib.AbstractContextManager[Any]] | None = None,
-    ):
+    def __init__(self, settings: Settings, registry: Registry, limiter: Limiter | None = None):
         self.settings = settings
         self.registry = registry
-        self.limit = limit or _no_limit
+        self.limiter = limiter
+        #: what holds a call of a connection to its level (nothing without a limiter)
+        self.limit: Callable[[Connection], contextlib.AbstractContextManager[Any]] = limiter or _no_limit
         # Built once: a marshmallow Schema costs more to build than to load with.
         self._options_schema = ExtensionOptions(
             serves_diy=settings.diy is not False, connector_ids=settings.connector_ids
@@ -231,7 +255,16 @@ class Gateway:
         self, call: Call, target: Target, request_id: str, trace_id: str | None = None
     ) -> CallContext:
         """The ``context`` the plugin is given (made here, and only here); its
-        deadline starts now."""
+        deadline starts now.
+
+        :raises InvalidRequest: the connection's ``concurrencyLevel`` is no level.
+        """
+        deadline = time.monotonic() + self.settings.call_timeout
+        limiter, connection_id = self.limiter, call.connection.id
+        level = limiter.level_of(call.connection) if limiter is not None else None
+        permit = None
+        if limiter is not None and level is not None and connection_id is not None:
+            permit = functools.partial(limiter.permit, connection_id, level, deadline)
         return CallContext(
             request_id=request_id,
             trace_id=trace_id,
@@ -242,8 +275,10 @@ class Gateway:
             connection_id=call.connection.id,
             flow_id=call.flow_id,
             resource_id=call.resource_id,
-            deadline=time.monotonic() + self.settings.call_timeout,
+            deadline=deadline,
             logger=logging.getLogger(f"gateway.plugin.{target.connector.name}"),
+            level=level,
+            _permit=permit,
         )
 
     def arguments(self, target: Target, call: Call, context: CallContext) -> dict[str, Any]:

@@ -56,7 +56,10 @@ Rules every hook shares:
   ``bearerToken``...) are that field as integrator.io sent it, None when absent.
 * ``options`` is the whole ``options`` object, for anything not passed alone.
 * ``context`` is a :class:`gateway.calls.CallContext`: request id, wire name,
-  connection id, the call's deadline and a logger whose records carry them.
+  connection id, the call's deadline and a logger whose records carry them; the
+  connection's concurrency ``level`` and ``permit()``, which a plugin holds for
+  each request it sends to the external system so that the requests of all
+  the connection's calls, on every worker and host, stay within the level.
 * Only the plugin a wire name selects is called; the other plugins never see
   the call. Plugins that serve no function may wrap every call with
   ``@hookimpl(wrapper=True)`` (metrics, audit): such a wrapper must return the
@@ -125,7 +128,8 @@ KIND_GROUP = {kind: group for group, kinds in GROUPS.items() for kind in kinds}
 SHARED = {
     "function": "the function's name after the plugin's (``exportOrders`` for ``acme.exportOrders``).",
     "options": "the call's whole ``options`` object, as sent.",
-    "context": "the call's :class:`~gateway.calls.CallContext` (ids, deadline, logger).",
+    "context": "the call's :class:`~gateway.calls.CallContext` (ids, deadline, logger, the "
+    "connection's level and its request permits).",
     "connection": "the connection resource integrator.io sent, untouched (``{}`` when absent).",
     "unencrypted": "the connection's ``unencrypted`` section (top level or under ``wrapper``), "
     "loaded by the ``unencrypted`` schema of :func:`wrapgate_connection_schemas` when declared, "

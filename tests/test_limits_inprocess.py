@@ -59,3 +59,69 @@ def test_a_waiter_that_gives_up_leaves_the_queue():
 def test_connections_do_not_share_slots():
     backend = InProcessBackend()
     assert backend.acquire("a", 1, 0) and backend.acquire("b", 1, 0)
+
+
+def _permit_plugin(seen):
+    """A connector whose ping sends 8 'requests' from 8 threads, each under a permit."""
+    import types
+
+    from gateway import hookimpl
+
+    def wrapgate_ping(context):
+        lock, state = threading.Lock(), {"now": 0}
+        seen["level"] = context.level
+        barrier = threading.Barrier(8, timeout=10)
+
+        def request():
+            barrier.wait()
+            with context.permit():
+                with lock:
+                    state["now"] += 1
+                    seen["max"] = max(seen.get("max", 0), state["now"])
+                time.sleep(0.02)
+                with lock:
+                    state["now"] -= 1
+
+        threads = [threading.Thread(target=request) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+
+    plugin = types.ModuleType("fanout")
+    plugin.wrapgate_ping = hookimpl(wrapgate_ping)
+    return plugin
+
+
+def test_request_permits_hold_a_calls_requests_to_the_level_and_free_them():
+    from gateway.testing import InProcessGateway
+
+    seen = {}
+    gateway = InProcessGateway({"fanout": _permit_plugin(seen)}, limiter="local")
+    connection = {"_id": "conn-p", "concurrencyLevel": 2}
+    assert gateway.call("fanout.ping", {"connection": connection})[0] == 200
+    assert seen == {"level": 2, "max": 2}
+    backend = gateway.gateway.limiter.backend
+    assert backend.counts("conn-p:requests") == (0, 0) and backend.counts("conn-p") == (0, 0)
+
+
+def test_without_a_limiter_the_context_has_no_level_and_permits_count_nothing():
+    from gateway.testing import InProcessGateway
+
+    seen = {}
+    gateway = InProcessGateway({"fanout": _permit_plugin(seen)}, limiter="none")
+    assert gateway.call("fanout.ping", {"connection": {"_id": "c", "concurrencyLevel": 2}})[0] == 200
+    assert seen["level"] is None and seen["max"] == 8
+
+
+def test_a_permit_not_freed_before_the_deadline_is_a_429():
+    from gateway.errors import ConcurrencyLimitExceeded
+    from gateway.testing import InProcessGateway
+
+    limiter = InProcessGateway({}, limiter="local").gateway.limiter
+    with limiter.permit("c", 1, time.monotonic() + 5):
+        try:
+            with limiter.permit("c", 1, time.monotonic() + 0.05):
+                raise AssertionError("a second permit at level 1")
+        except ConcurrencyLimitExceeded as exc:
+            assert exc.status == 429 and "1 requests in flight" in exc.message

@@ -19,6 +19,24 @@ A call over its connection's limit waits, first come first served, up to
 ``limit_wait`` seconds, then gets 429 ``concurrency_limit_exceeded`` with
 ``Retry-After``. Waiting blocks on a socket, never spins. Besides, each worker
 caps its calls in flight (``max_in_flight``) and answers 503 past it.
+
+Request permits (:meth:`Limiter.permit`, offered to plugins as
+``context.permit()``): a call that sends several requests at once to the
+external system (an import's records) would multiply the level. A permit is a
+slot of a second key per connection, ``<connection id>:requests``, sized to the
+same level and counted by the same backend, so the requests of all the calls
+of a connection, on every worker and host, stay within its level.
+
+Why this cannot deadlock: permits count requests only, apart from the calls'
+slots, and a permit is held for one request and never while waiting for
+anything else (another permit, a call slot). Whoever holds a permit is sending
+a request that ends (the call's deadline bounds it), so every waiter is
+eventually served. A call's first request is *not* free on account of its
+call slot: that would let ``level`` calls each send one request on top of the
+permits held by others (up to twice the level). The cost is that a call may
+wait for a permit held by another call of its connection: it waits at most its
+remaining deadline, then gets 429, and integrator.io retries. A plugin must not
+take a permit while holding one (at level 1 it would wait for itself).
 """
 
 from __future__ import annotations
@@ -28,6 +46,7 @@ import logging
 import math
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +118,43 @@ class Limiter:
             return MAX_LEVEL
         return raw
 
+    def level_of(self, connection: Connection) -> int | None:
+        """The level this limiter holds ``connection`` to; None when it limits
+        nothing (no connection id, or no backend: ``limiter = "none"``).
+
+        :raises InvalidRequest: the connection's ``concurrencyLevel`` is no level.
+        """
+        if connection.id is None or self.backend is None:
+            return None
+        return self.level(connection.id, connection.level)
+
+    @contextlib.contextmanager
+    def permit(self, connection_id: str, level: int, deadline: float) -> Iterator[None]:
+        """One request permit of the connection: a slot of ``<connection_id>:requests``
+        sized ``level`` from this limiter's backend (see the module's docstring),
+        waited for until ``deadline`` (a ``time.monotonic()`` value) at most.
+
+        :raises ConcurrencyLimitExceeded: no permit came free before the deadline (429).
+        :raises LimiterUnavailable: the backend is down and ``limiter_failure`` is
+            ``closed`` (503); with ``local`` the permit is counted in this process.
+        """
+        if self.backend is None:
+            yield
+            return
+        key = f"{connection_id}:requests"
+        wait = max(0.0, deadline - time.monotonic())
+        lease = self._lease(self.backend, key, level, wait, brief=True)
+        if lease is None:
+            raise ConcurrencyLimitExceeded(
+                f"Connection {connection_id} already has {level} requests in flight (its "
+                f"concurrency level) and none finished before the call's deadline.",
+                retry_after=1,
+            )
+        try:
+            yield
+        finally:
+            lease.release()
+
     @contextlib.contextmanager
     def __call__(self, connection: Connection) -> Iterator[None]:
         if not self._in_flight.acquire(blocking=False):
@@ -136,16 +192,7 @@ class Limiter:
         wait = self.settings.limit_wait
         self.notify("wrapgate_slot_waiting", connection_id=key, delta=1)
         try:
-            try:
-                lease = backend.acquire(key, level, wait)
-            except BackendDown as exc:
-                if self.settings.limiter_failure != "local" or self.fallback is None:
-                    log.error("%s limiter unavailable, refusing the call: %s", backend.name, exc)
-                    raise LimiterUnavailable(
-                        "The concurrency limiter is unavailable; retry shortly.", headers={"Retry-After": "5"}
-                    ) from None
-                log.error("%s limiter unavailable, limiting in this process only: %s", backend.name, exc)
-                lease = self.fallback.acquire(key, level, wait)
+            lease = self._lease(backend, key, level, wait)
         finally:
             self.notify("wrapgate_slot_waiting", connection_id=key, delta=-1)
         if lease is None:
@@ -156,6 +203,21 @@ class Limiter:
                 retry_after=max(1, math.ceil(wait)),
             )
         return lease
+
+    def _lease(
+        self, backend: Backend, key: str, level: int, wait: float, brief: bool = False
+    ) -> Lease | None:
+        """A slot of ``key`` from ``backend``, by the ``limiter_failure`` policy when it is down."""
+        try:
+            return backend.acquire(key, level, wait, brief=brief)
+        except BackendDown as exc:
+            if self.settings.limiter_failure != "local" or self.fallback is None:
+                log.error("%s limiter unavailable, refusing the call: %s", backend.name, exc)
+                raise LimiterUnavailable(
+                    "The concurrency limiter is unavailable; retry shortly.", headers={"Retry-After": "5"}
+                ) from None
+            log.error("%s limiter unavailable, limiting in this process only: %s", backend.name, exc)
+            return self.fallback.acquire(key, level, wait, brief=brief)
 
 
 def build(settings: Settings, notify: Notify = _nobody) -> Limiter:

@@ -19,9 +19,14 @@ class Lease(Protocol):
 class Backend(Protocol):
     name: str
 
-    def acquire(self, key: str, level: int, wait: float) -> Lease | None:
+    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> Lease | None:
         """A slot of ``key``, waiting at most ``wait`` seconds (None when none freed).
-        Raises :class:`BackendDown` when the service that counts slots is unreachable."""
+        Raises :class:`BackendDown` when the service that counts slots is unreachable.
+
+        ``brief``: the slot is held for one request to an external system (a request
+        permit), from whatever thread the plugin runs on. The backend need not carry
+        it over its own restart (the arbiter's watcher thread), and must not share
+        a connection between OS threads (gevent binds a socket to its thread's hub)."""
 
 
 class BackendDown(Exception):

@@ -52,7 +52,7 @@ class InProcessBackend:
         self._lock = threading.Lock()
         self._keys: dict[str, _Slots] = {}
 
-    def acquire(self, key: str, level: int, wait: float) -> _InProcessLease | None:
+    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> _InProcessLease | None:
         with self._lock:
             slots = self._keys.setdefault(key, _Slots())
             if not slots.queue and slots.in_use < level:
@@ -127,7 +127,7 @@ class ArbiterBackend:
     def __init__(self, path: str):
         self.path = path
 
-    def acquire(self, key: str, level: int, wait: float) -> _ArbiterLease | None:
+    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> _ArbiterLease | None:
         wire = wire_key(key)
         deadline = time.monotonic() + wait
         while True:
@@ -137,7 +137,7 @@ class ArbiterBackend:
                 sock.close()  # leaves the queue; a grant racing this close is freed on EOF
                 return None
             if answer == b"OK\n":
-                return _ArbiterLease(self, sock, f"HOLD {level} {wire}\n".encode(), key)
+                return _ArbiterLease(self, sock, f"HOLD {level} {wire}\n".encode(), key, watch=not brief)
             sock.close()
             if answer:
                 raise BackendDown(f"arbiter at {self.path} answered {answer!r}")
@@ -222,11 +222,16 @@ class ArbiterBackend:
 class _ArbiterLease:
     __slots__ = ("_backend", "_hold", "_key", "_released", "_sock")
 
-    def __init__(self, backend: ArbiterBackend, sock: socket.socket, hold: bytes, key: str):
+    def __init__(
+        self, backend: ArbiterBackend, sock: socket.socket, hold: bytes, key: str, watch: bool = True
+    ):
         self._backend, self._hold, self._key = backend, hold, key
         self._sock: socket.socket | None = sock
         self._released = False
-        threading.Thread(target=self._watch, name="wrapgate-lease", daemon=True).start()
+        # A brief lease (one request) is not worth a thread: should the arbiter die
+        # meanwhile, that one request runs uncounted by the restarted arbiter.
+        if watch:
+            threading.Thread(target=self._watch, name="wrapgate-lease", daemon=True).start()
 
     def _watch(self) -> None:
         # The arbiter sends nothing after OK: a read returns only when it is gone.

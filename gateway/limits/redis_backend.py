@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 import weakref
+from typing import Any
 
 from .backend import BackendDown
 
@@ -129,35 +130,63 @@ class RedisBackend:
         self._held: weakref.WeakSet[_RedisLease] = weakref.WeakSet()
         self._renewer: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._url = url
+        self._main = threading.get_native_id()
+        #: clients of other OS threads (plugins' request permits), by native thread id
+        self._clients: dict[int, Any] = {}
 
-    def acquire(self, key: str, level: int, wait: float) -> _RedisLease | None:
+    def _client(self) -> Any:
+        """This OS thread's client. Plugin calls run on a pool of OS threads; under
+        gevent a socket belongs to the hub of the thread that opened it, so a pooled
+        connection handed from one thread to another would fail: each OS thread
+        gets a client (and connection pool) of its own. Keyed by the native id,
+        which gevent does not patch (its ``threading.local`` is per greenlet)."""
+        ident = threading.get_native_id()
+        if ident == self._main:
+            return self.client
+        client = self._clients.get(ident)
+        if client is None:
+            client = redis.Redis.from_url(
+                self._url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+            )
+            with self._lock:
+                client = self._clients.setdefault(ident, client)
+        return client
+
+    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> _RedisLease | None:
         run, queue, qexp, seq, wake_prefix = _keys(key)
         lease_id = uuid.uuid4().hex
         wake = wake_prefix + lease_id
         deadline = time.monotonic() + wait
+        client = self._client()
         try:
             while True:
                 granted = self._acquire(
-                    keys=[run, queue, qexp, seq], args=[lease_id, level, self.lease_ms, int(RECHECK * 3000)]
+                    keys=[run, queue, qexp, seq],
+                    args=[lease_id, level, self.lease_ms, int(RECHECK * 3000)],
+                    client=client,
                 )
                 if granted:
-                    self.client.delete(wake)
-                    return self._hold(key, lease_id, level)
+                    client.delete(wake)
+                    return self._hold(key, lease_id, level, start_renewer=not brief)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._release(keys=[run, queue, qexp], args=[lease_id, level, wake_prefix])
-                    self.client.delete(wake)
+                    self._release(keys=[run, queue, qexp], args=[lease_id, level, wake_prefix], client=client)
+                    client.delete(wake)
                     return None
                 # Blocks until a release wakes us, or a second passes: never spins.
-                self.client.blpop([wake], timeout=min(RECHECK, remaining))
+                client.blpop([wake], timeout=min(RECHECK, remaining))
         except redis.RedisError as exc:
             raise BackendDown(f"redis: {exc}") from None
 
-    def _hold(self, key: str, lease_id: str, level: int) -> _RedisLease:
+    def _hold(self, key: str, lease_id: str, level: int, start_renewer: bool = True) -> _RedisLease:
         lease = _RedisLease(self, key, lease_id, level)
         with self._lock:
             self._held.add(lease)
-            if self._renewer is None or not self._renewer.is_alive():
+            # A brief lease is taken on a plugin's thread, where under gevent a thread
+            # started would be a greenlet of that thread's hub, run only while it waits:
+            # the renewer is started by the calls' own slots, taken on the worker's loop.
+            if start_renewer and (self._renewer is None or not self._renewer.is_alive()):
                 self._renewer = threading.Thread(
                     target=self._renew_forever, name="wrapgate-lease-renewer", daemon=True
                 )
@@ -188,7 +217,11 @@ class RedisBackend:
             self._held.discard(lease)
         run, queue, qexp, _, wake_prefix = _keys(lease.key)
         try:
-            self._release(keys=[run, queue, qexp], args=[lease.lease_id, lease.level, wake_prefix])
+            self._release(
+                keys=[run, queue, qexp],
+                args=[lease.lease_id, lease.level, wake_prefix],
+                client=self._client(),
+            )
         except redis.RedisError as exc:
             # The lease expires by itself within lease_seconds.
             log.error("releasing a slot of connection %s failed: %s", lease.key, exc)

@@ -1,8 +1,9 @@
 """Requests to a connection's API, and what each answer means.
 
 :class:`Api` is the pooled session of one connection (kept across calls).
-:class:`Caller` sends one call's requests through it: each takes a slot of the
-connection's in-flight gate, waits out 429 within a bound, and is classified
+:class:`Caller` sends one call's requests through it: each holds one of the
+connection's request permits (the core's ``context.permit()``, else the
+in-process gate: :mod:`wrapgate_rest.inflight`), waits out 429 within a bound, and is classified
 by the status rules into one action: ``success``, ``fail``, ``ignore``,
 ``offline`` (refused credentials) or ``retry``.
 
@@ -15,6 +16,7 @@ never sent twice after a 5xx.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import functools
 import html.parser
@@ -22,7 +24,7 @@ import math
 import re
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jmespath
@@ -260,10 +262,19 @@ class Caller:
     :param deadline: ``time.monotonic()`` by which the call must answer.
     """
 
-    def __init__(self, api: Api, key: str, level: int, rules: Mapping[str, str], deadline: float):
+    def __init__(
+        self,
+        api: Api,
+        key: str,
+        level: int,
+        rules: Mapping[str, str],
+        deadline: float,
+        permit: Callable[[], contextlib.AbstractContextManager[Any]] | None = None,
+    ):
         self.api = api
         self.key, self.level = key, level
         self.deadline = deadline
+        self._permit = permit
         #: Set once the API rate-limited this call beyond the bound: later requests are not sent.
         self.limited: RateLimited | None = None
         self.rules = dict(DEFAULT_RULES)
@@ -277,6 +288,14 @@ class Caller:
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
+
+    def slot(self) -> contextlib.AbstractContextManager[Any]:
+        """One request's permit: the core's (``context.permit()``, counted across
+        workers and hosts) when the core limits the connection, else this
+        process's gate (:mod:`wrapgate_rest.inflight`)."""
+        if self._permit is not None:
+            return self._permit()
+        return GATES.slot(self.key, self.level, self.remaining())
 
     def request(
         self,
@@ -296,7 +315,8 @@ class Caller:
         settings = self.api.settings
         waited, retries, renewed = 0.0, 0, False
         while True:
-            with GATES.slot(self.key, self.level, self.remaining()):
+            # Held for this one request only, never while waiting: see gateway.limits.
+            with self.slot():
                 response = self.api.send(method, url, params, body)
             action = self.action(response.status_code)
             if response.status_code == 401 and self.api.credentials.refreshable and not renewed:

@@ -61,7 +61,10 @@ def caller(connection, unencrypted, encrypted, context, rules: Mapping[str, str]
     api = APIS.get(unencrypted, encrypted)
     key = (connection or {}).get("_id") or PerConnection.key(unencrypted, encrypted)
     deadline = getattr(context, "deadline", 0.0) or time.monotonic() + 300
-    return Caller(api, str(key), level_of(connection, context), rules, deadline)
+    # The core counts permits when it limits the connection (context.level set);
+    # else the connector's own in-process gate bounds the requests.
+    permit = getattr(context, "permit", None) if getattr(context, "level", None) is not None else None
+    return Caller(api, str(key), level_of(connection, context), rules, deadline, permit)
 
 
 @hookimpl

@@ -4,11 +4,15 @@ integrator.io's concurrency level is its promise to the external system: at
 most that many requests at once over the connection. The core holds a call of
 a connection to the level; a call that sends several requests at once (an
 import's records) would multiply it. Every request of every call of one
-connection therefore takes a slot of one gate sized to the level.
+connection therefore takes a permit sized to the level.
 
-The gate counts in this process: gunicorn's gevent worker serves every call
-it runs from one process. Calls of one connection served by different worker
-processes each count on their own.
+The permit is the core's (``context.permit()``): counted by the gateway's
+limiter, across every worker of the host (the arbiter) or every host (Redis),
+in the same place as the connection's calls. Only when the core limits nothing
+(``context.level`` is None: ``limiter = "none"``, or a core without permits)
+does the connector fall back to :data:`GATES`, which counts in this process
+alone: calls of one connection served by different worker processes then each
+count on their own.
 """
 
 from __future__ import annotations
