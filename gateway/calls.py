@@ -255,13 +255,15 @@ class Gateway:
         self, call: Call, target: Target, request_id: str, trace_id: str | None = None
     ) -> CallContext:
         """The ``context`` the plugin is given (made here, and only here); its
-        deadline starts now.
-
-        :raises InvalidRequest: the connection's ``concurrencyLevel`` is no level.
-        """
+        deadline starts now."""
         deadline = time.monotonic() + self.settings.call_timeout
         limiter, connection_id = self.limiter, call.connection.id
-        level = limiter.level_of(call.connection) if limiter is not None else None
+        level = None
+        if limiter is not None:
+            try:
+                level = limiter.level_of(call.connection)
+            except InvalidRequest:
+                pass  # a concurrencyLevel that is no level: the limiter refuses the call (422)
         permit = None
         if limiter is not None and level is not None and connection_id is not None:
             permit = functools.partial(limiter.permit, connection_id, level, deadline)
