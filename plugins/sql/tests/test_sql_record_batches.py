@@ -251,3 +251,26 @@ def test_a_thousand_records_take_a_few_statements_and_bisection_finds_each_bad_o
     assert len(saved) == 1
     if dialect(db) == "postgresql":
         assert len(calls) <= 6, calls  # the session's first statement, the savepoint, the run, its release
+
+
+def test_values_the_driver_cannot_take_as_they_are_go_through_their_types_processing(call, postgres, pg_db):
+    """A jsonb column's dict (SQLAlchemy's bind processing wraps it for psycopg), a uuid
+    and an enum, updated and inserted with ignoreExisting through the pipelined path."""
+    with pg_db[1].begin() as c:
+        c.exec_driver_sql("CREATE TYPE mood AS ENUM ('ok', 'good')")
+        c.exec_driver_sql("CREATE TABLE j (id integer PRIMARY KEY, doc jsonb, uid uuid, m mood)")
+        c.exec_driver_sql("INSERT INTO j VALUES (1, '{}', NULL, 'ok')")
+    uid = "6f1c2b4e-0a3d-4c5e-9f8a-1b2c3d4e5f60"
+    body = {
+        "connection": connection(postgres, pg_db[0]),
+        "configuration": {"table": "j", "operation": "update"},
+    }
+    records = [{"id": 1, "doc": {"a": [1, 2]}, "uid": uid, "m": "good"}]
+    assert call("sql.import", {**body, "postMapData": records}) == (200, [{"statusCode": 200, "id": "1"}])
+    body["configuration"] = {"table": "j", "ignoreExisting": True}
+    records = [{"id": 1, "doc": {"x": 1}}, {"id": 2, "doc": {"b": None}, "uid": uid, "m": "ok"}]
+    status, results = call("sql.import", {**body, "postMapData": records})
+    assert results == [{"statusCode": 200, "id": "1", "ignored": True}, {"statusCode": 200, "id": "2"}]
+    with pg_db[1].connect() as c:
+        rows = c.exec_driver_sql("SELECT id, doc, uid::text, m::text FROM j ORDER BY id").all()
+    assert [tuple(r) for r in rows] == [(1, {"a": [1, 2]}, uid, "good"), (2, {"b": None}, uid, "ok")]

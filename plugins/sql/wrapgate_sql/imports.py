@@ -388,7 +388,12 @@ class _Writer:
         if compiled.positional or dialect.paramstyle != "pyformat" or set(names) != set(compiled.params):
             raise AssertionError(f"unexpected parameters for {dialect.name}")  # pipelines: psycopg only
         order = [fields[int(name[1:])] for name in names]
-        processors = [table.c[f].type.dialect_impl(dialect).bind_processor(dialect) for f in order]
+        processors = [
+            None
+            if _driver_takes(table.c[f].type, dialect)
+            else table.c[f].type.dialect_impl(dialect).bind_processor(dialect)
+            for f in order
+        ]
         found = (_PYFORMAT.sub("%s", sql), order, processors)
         with _RAW_LOCK:
             _RAW_SQL.setdefault(self.table, {})[key] = found
@@ -526,10 +531,14 @@ def _pipelined(conn: Connection, sql: str, order: list, processors: list, rows: 
     statement); its errors come out as SQLAlchemy's, as if SQLAlchemy had run it."""
     import psycopg
 
-    params = [
-        tuple(v if p is None else p(v) for v, p in zip((row[f] for f in order), processors, strict=True))
-        for row in rows
-    ]
+    if any(processors):
+        params = [
+            tuple(v if p is None else p(v) for v, p in zip((row[f] for f in order), processors, strict=True))
+            for row in rows
+        ]
+    else:  # the driver takes every value as it is (the usual case): no Python loop per value
+        pick = operator.itemgetter(*order)
+        params = [pick(row) for row in rows] if len(order) > 1 else [(row[order[0]],) for row in rows]
     raw: Any = conn.connection.dbapi_connection
     cursor = raw.cursor()
     failure: psycopg.Error | None = None
