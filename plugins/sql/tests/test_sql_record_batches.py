@@ -7,6 +7,7 @@ one per record. A failing run is bisected until each bad record stands alone.
 """
 
 import contextlib
+import datetime
 
 import psycopg
 import pytest
@@ -274,3 +275,36 @@ def test_values_the_driver_cannot_take_as_they_are_go_through_their_types_proces
     with pg_db[1].connect() as c:
         rows = c.exec_driver_sql("SELECT id, doc, uid::text, m::text FROM j ORDER BY id").all()
     assert [tuple(r) for r in rows] == [(1, {"a": [1, 2]}, uid, "good"), (2, {"b": None}, uid, "ok")]
+
+
+def test_timestamps_and_numerics_checked_on_their_fast_paths_still_refuse_what_does_not_fit(call, db):
+    with db[1].begin() as c:
+        c.exec_driver_sql("CREATE TABLE n (id integer PRIMARY KEY, price numeric(10, 2), at timestamp)")
+    records = [
+        {"id": 1, "price": 1.5, "at": "2026-02-01T10:00:00"},
+        {"id": 2, "price": 3, "at": "2026-02-01 10:00:00.250"},
+        {"id": 3, "price": 1e-7},
+        {"id": 4, "price": True},
+        {"id": 5, "at": "yesterday"},
+        {"id": 6, "at": 1700000000},
+        {"id": 7, "price": 12.25, "at": None},
+    ]
+    status, results = call(
+        "sql.import", {"connection": db[0], "configuration": {"table": "n"}, "postMapData": records}
+    )
+    assert codes(results) == [200, 200, 422, 422, 422, 422, 200]
+    assert "at most 2 decimal places" in error(results[2])[1]
+    assert error(results[3])[1].startswith("price: true is not a number")
+    assert error(results[4])[1] == "at: 'yesterday' is not a valid timestamp"
+    assert "give it as text" in error(results[5])[1]
+    with db[1].connect() as c:
+        rows = c.exec_driver_sql("SELECT id, price, at FROM n ORDER BY id").all()
+    # SQLite keeps the decimals as floats and the timestamps as text: compared as values.
+    stored = [
+        (i, float(p), None if a is None else datetime.datetime.fromisoformat(str(a))) for i, p, a in rows
+    ]
+    assert stored == [
+        (1, 1.5, datetime.datetime(2026, 2, 1, 10)),
+        (2, 3.0, datetime.datetime(2026, 2, 1, 10, 0, 0, 250000)),
+        (7, 12.25, None),
+    ]

@@ -208,6 +208,35 @@ def _driver_takes(kind: Any, dialect: Any) -> bool:
 
 def _coercer(column: sa.Column):
     exact = _exact_types(column.type) | {type(None)}
+    kind = column.type
+    if isinstance(kind, sa.DateTime):
+
+        def timestamp(value: Any) -> Any:
+            # The common case, ISO text, parsed in C; anything else (and bad text) as _coerce says.
+            if type(value) is str:
+                try:
+                    return datetime.datetime.fromisoformat(value)
+                except ValueError:
+                    pass
+            return _coerce(column, value)
+
+        return timestamp
+    if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and kind.asdecimal:
+        # No more decimal places than the scale: a number given with fewer digits (the
+        # shortest repr of a float has no trailing zeros) needs no quantize to prove it.
+        fewest = -kind.scale if kind.scale is not None else None
+        to_decimal = decimal.Decimal
+
+        def number(value: Any) -> Any:
+            kind_of = type(value)
+            if kind_of is int or kind_of is float:
+                found = to_decimal(repr(value) if kind_of is float else value)
+                exponent = found.as_tuple().exponent
+                if found.is_finite() and (fewest is None or exponent >= fewest):  # type: ignore[operator]
+                    return found
+            return value if value is None else _coerce(column, value)
+
+        return number
 
     def coerce(value: Any) -> Any:
         # The common case (the record's JSON type is the column's) costs one set lookup.
