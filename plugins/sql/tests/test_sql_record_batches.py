@@ -8,11 +8,14 @@ one per record. A failing run is bisected until each bad record stands alone.
 
 import contextlib
 import datetime
+import time
 
 import psycopg
 import pytest
 import sqlalchemy as sa
-from pg_server import connection
+from pg_server import FreezableProxy, connection
+
+from gateway.testing import InProcessGateway, wait_until
 
 TABLE = (
     "CREATE TABLE t (id integer PRIMARY KEY, email text UNIQUE NOT NULL, name text NOT NULL, score integer)"
@@ -308,3 +311,100 @@ def test_timestamps_and_numerics_checked_on_their_fast_paths_still_refuse_what_d
         (2, 3.0, datetime.datetime(2026, 2, 1, 10, 0, 0, 250000)),
         (7, 12.25, None),
     ]
+
+
+# -- a run that cannot finish ----------------------------------------------------------------------
+
+DEADLINE = 6.0
+
+
+@pytest.fixture(scope="module")
+def short_call():
+    from wrapgate_sql import connector as plugin
+
+    return InProcessGateway({"sql": plugin}, call_timeout=DEADLINE).call
+
+
+def trigger(engine, body):
+    with engine.begin() as c:
+        c.exec_driver_sql(f"""
+            CREATE FUNCTION on_update() RETURNS trigger AS $$
+            BEGIN {body} RETURN NEW; END $$ LANGUAGE plpgsql;
+            CREATE TRIGGER on_update BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION on_update();
+        """)
+
+
+def test_a_connection_lost_in_a_pipelined_run_answers_401_for_every_record_not_already_refused(
+    call, postgres, pg_db
+):
+    db = (connection(postgres, pg_db[0]), pg_db[1])
+    with pg_db[1].begin() as c:
+        c.exec_driver_sql(TABLE)
+    seed(pg_db[1], 4)
+    trigger(pg_db[1], "IF NEW.name = 'kill' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;")
+    records = [
+        {"id": 1, "name": "a"},
+        {"id": 2, "score": 1.5},
+        {"id": 3, "name": "kill"},
+        {"id": 4, "name": "d"},
+    ]
+    results = imported(call, db, records, operation="update")
+    assert codes(results) == [401, 422, 401, 401]
+    assert results[0]["errors"][0]["code"] == "connection_offline"
+    assert contents(pg_db[1]) == {i: (f"e{i}@x", f"old{i}", 0) for i in range(1, 5)}  # nothing committed
+    assert codes(imported(call, db, records[:1], operation="update")) == [200]  # a new connection works
+
+
+def test_a_pipelined_run_past_the_deadline_is_stopped_on_the_server(short_call, postgres, pg_db):
+    with pg_db[1].begin() as c:
+        c.exec_driver_sql(TABLE)
+    seed(pg_db[1], 3)
+    trigger(pg_db[1], "IF NEW.name = 'slow' THEN PERFORM pg_sleep(60); END IF;")
+    records = [{"id": 1, "name": "a"}, {"id": 2, "name": "slow"}, {"id": 3, "name": "c"}]
+    body = {
+        "connection": connection(postgres, pg_db[0]),
+        "configuration": {"table": "t", "operation": "update"},
+        "postMapData": records,
+    }
+    started = time.monotonic()
+    status, answer = short_call("sql.import", body)
+    assert status == 504 and answer["errors"][0]["code"] == "deadline_exceeded", answer
+    assert time.monotonic() - started < DEADLINE + 10
+
+    def sleeping():
+        with pg_db[1].connect() as c:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'UPDATE t %'"
+            return c.execute(sa.text(query)).scalar()
+
+    wait_until(lambda: sleeping() == 0, 10, what="the server to drop the statement")
+    assert contents(pg_db[1])[1] == ("e1@x", "old1", 0)
+
+
+def test_a_database_frozen_in_a_pipelined_run_is_connection_trouble_and_its_connection_discarded(
+    short_call, postgres, pg_db
+):
+    with pg_db[1].begin() as c:
+        c.exec_driver_sql(TABLE)
+    seed(pg_db[1], 3)
+    proxy = FreezableProxy(postgres.port)
+    try:
+        conn = connection(postgres, pg_db[0])
+        conn["unencrypted"]["url"] = conn["unencrypted"]["url"].replace(
+            f":{postgres.port}/", f":{proxy.port}/"
+        )
+        body = {"connection": conn, "configuration": {"table": "t", "operation": "update"}}
+        records = [{"id": i, "name": f"new{i}"} for i in (1, 2, 3)]
+        status, results = short_call("sql.import", {**body, "postMapData": records[:1]})
+        assert codes(results) == [200]  # a pooled connection now, the table reflected
+        proxy.freeze()
+        started = time.monotonic()
+        status, results = short_call("sql.import", {**body, "postMapData": records})
+        assert status == 200 and codes(results) == [401, 401, 401], results
+        assert "stopped answering" in results[0]["errors"][0]["message"]
+        assert time.monotonic() - started < DEADLINE + 10
+        proxy.thaw()
+        status, results = short_call("sql.import", {**body, "postMapData": records})
+        assert codes(results) == [200, 200, 200]
+    finally:
+        proxy.close()
+    assert contents(pg_db[1]) == {i: (f"e{i}@x", f"new{i}", 0) for i in (1, 2, 3)}
