@@ -408,3 +408,27 @@ def test_a_database_frozen_in_a_pipelined_run_is_connection_trouble_and_its_conn
     finally:
         proxy.close()
     assert contents(pg_db[1]) == {i: (f"e{i}@x", f"new{i}", 0) for i in (1, 2, 3)}
+
+
+@pytest.mark.parametrize(
+    "configuration",
+    [{}, {"operation": "upsert"}, {"operation": "update"}, {"ignoreExisting": True}],
+    ids=["insert", "upsert", "update", "ignoreExisting"],
+)
+def test_bisection_logs_no_driver_warning_per_failed_try(call, postgres, pg_db, caplog, configuration):
+    """psycopg's own pipeline logged "error ignored terminating ... pipeline aborted" (with
+    the server's address) at each failed try of a bisection."""
+    db = (connection(postgres, pg_db[0]), pg_db[1])
+    with pg_db[1].begin() as c:
+        c.exec_driver_sql(TABLE)
+    updating = configuration.get("operation") == "update"
+    seed(pg_db[1], 150 if updating else 50)  # the records' rows are there, or new
+    records = [
+        {"id": i, "email": f"n{i}@x", "name": None if i % 20 == 0 else f"n{i}"} for i in range(51, 151)
+    ]
+    with caplog.at_level("WARNING"):
+        results = imported(call, db, records, **configuration)
+    assert [i for i, r in enumerate(results) if r["statusCode"] != 200] == [
+        i for i in range(100) if i % 20 == 9
+    ]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []

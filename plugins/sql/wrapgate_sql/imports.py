@@ -439,18 +439,18 @@ class _Writer:
             sql, order = _raw_statement(self, dialect, tuple(fields))
             if order is None:
                 named = [{f"p{i}": row[f] for i, f in enumerate(fields)} for row in rows]
-                conn.exec_driver_sql(sql, named)
+                _quietly(conn, lambda: conn.exec_driver_sql(sql, named))
             else:
                 pick = operator.itemgetter(*order)
                 params = [pick(row) for row in rows] if len(order) > 1 else [(row[order[0]],) for row in rows]
-                conn.exec_driver_sql(sql, params)
+                _quietly(conn, lambda: conn.exec_driver_sql(sql, params))
             return [None] * len(rows)
         stmt = self._statement(dialect, fields, returning)
         if returning:
             stmt = stmt.returning(table.c[self.id_column or ""], sort_by_parameter_order=True)
             found = conn.execute(stmt, rows).all()
             return [row[0] for row in found]
-        conn.execute(stmt, rows)
+        _quietly(conn, lambda: conn.execute(stmt, rows))
         return [None] * len(rows)
 
     def _statement(self, dialect: Any, fields: list[str], returning: bool, params: bool = False) -> Any:
@@ -551,6 +551,36 @@ def _pipelines(conn: Connection) -> bool:
     import psycopg
 
     return bool(psycopg.Pipeline.is_supported())
+
+
+def _quietly(conn: Connection, run: Any) -> None:
+    """``run()`` (an executemany through SQLAlchemy), inside a psycopg pipeline opened
+    here: psycopg's executemany pipelines anyway, but the pipeline it opens itself
+    logs a warning ("error ignored terminating ... pipeline aborted", with the
+    server's address) for every failed statement, once per step of a bisection."""
+    if not _pipelines(conn):
+        run()
+        return
+    import psycopg
+
+    raw: Any = conn.connection.dbapi_connection
+    failure: BaseException | None = None
+    try:
+        with raw.pipeline():
+            try:
+                run()
+            except DBAPIError as exc:
+                failure = exc
+    except psycopg.Error as exc:
+        # Without RETURNING, psycopg learns of a failed statement only when the
+        # pipeline syncs, here: raised as SQLAlchemy would have.
+        if failure is None:
+            lost = conn.dialect.is_disconnect(exc, raw, None)  # type: ignore[arg-type]
+            failure = DBAPIError.instance(
+                None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
+            )
+    if failure is not None:
+        raise failure
 
 
 def _pipelined(conn: Connection, sql: str, order: list, processors: list, rows: list[dict]) -> list:
