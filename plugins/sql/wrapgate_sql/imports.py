@@ -569,7 +569,7 @@ def _quietly(conn: Connection, run: Any) -> None:
         with raw.pipeline():
             try:
                 run()
-            except DBAPIError as exc:
+            except StatementError as exc:  # DBAPIError too: the statement failed
                 failure = exc
     except psycopg.Error as exc:
         # Without RETURNING, psycopg learns of a failed statement only when the
