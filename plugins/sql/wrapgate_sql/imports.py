@@ -18,8 +18,9 @@ them at once, inside one savepoint, bisected the same way on failure:
 * PostgreSQL (psycopg 3): the driver's ``executemany(..., returning=True)`` in
   pipeline mode, so a run of up to ``CHUNK`` records is one round trip and each
   statement's own RETURNING row says what happened to its record;
-* other databases: the statements one after the other in the run's savepoint
-  (SQLite is in-process: the cost was the savepoint per record, not the trip).
+* SQLite (in-process: no trip to save): the record's statement compiled once,
+  with RETURNING, executed record after record in the run's savepoint;
+* other databases: the statements one after the other in the run's savepoint.
 
 The statements run in the records' order, so a key that comes twice in a batch
 behaves as if the records came one by one (the second update wins; the second
@@ -356,8 +357,16 @@ class _Writer:
         """Each record's statement, in order, in the caller's savepoint: an entry per
         record (a row not matched is its own 422 or ``ignored``, not a failure of the
         run). A database error fails the whole run, for the caller to bisect."""
+        dialect = conn.dialect
         if _pipelines(conn):
-            found = _pipelined(conn, *self._record_statement(conn.dialect, tuple(rows[0])), rows)
+            found = _pipelined(conn, *self._record_statement(dialect, tuple(rows[0])), rows)
+            return [self._outcome(hit, values) for hit, values in zip(found, rows, strict=True)]
+        if dialect.name == "sqlite" and dialect.insert_returning and dialect.update_returning:
+            # In-process: the statement compiled once, then executed record by record.
+            sql, order, processors = self._record_statement(dialect, tuple(rows[0]))
+            found = [
+                conn.exec_driver_sql(sql, params).first() for params in _parameters(rows, order, processors)
+            ]
             return [self._outcome(hit, values) for hit, values in zip(found, rows, strict=True)]
         entries = []
         for values in rows:
@@ -413,9 +422,15 @@ class _Writer:
             stmt = sa.select(id_column).where(where)
         compiled = stmt.compile(dialect=dialect)
         sql = str(compiled)
-        names = _PYFORMAT.findall(sql)
-        if compiled.positional or dialect.paramstyle != "pyformat" or set(names) != set(compiled.params):
-            raise AssertionError(f"unexpected parameters for {dialect.name}")  # pipelines: psycopg only
+        if compiled.positional:  # SQLite's "?"s, one per use of a parameter
+            names = list(compiled.positiontup or [])
+        elif dialect.paramstyle == "pyformat":  # psycopg: to positional %s, which takes tuples
+            names = _PYFORMAT.findall(sql)
+            sql = _PYFORMAT.sub("%s", sql)
+        else:
+            raise AssertionError(f"no per-record statements for {dialect.name}")
+        if set(names) != set(compiled.params):
+            raise AssertionError(f"unexpected parameters in {dialect.name}'s statement")
         order = [fields[int(name[1:])] for name in names]
         processors = [
             None
@@ -423,7 +438,7 @@ class _Writer:
             else table.c[f].type.dialect_impl(dialect).bind_processor(dialect)
             for f in order
         ]
-        found = (_PYFORMAT.sub("%s", sql), order, processors)
+        found = (sql, order, processors)
         with _RAW_LOCK:
             _RAW_SQL.setdefault(self.table, {})[key] = found
         return found
@@ -583,6 +598,18 @@ def _quietly(conn: Connection, run: Any) -> None:
         raise failure
 
 
+def _parameters(rows: list[dict], order: list, processors: list) -> list[tuple]:
+    """Each record's parameters, in the statement's order, processed for the driver."""
+    if any(processors):
+        return [
+            tuple(v if p is None else p(v) for v, p in zip((row[f] for f in order), processors, strict=True))
+            for row in rows
+        ]
+    # The driver takes every value as it is (the usual case): no Python loop per value.
+    pick = operator.itemgetter(*order)
+    return [pick(row) for row in rows] if len(order) > 1 else [(row[order[0]],) for row in rows]
+
+
 def _pipelined(conn: Connection, sql: str, order: list, processors: list, rows: list[dict]) -> list:
     """``sql`` once per record of ``rows``, pipelined: the first row each returned, or None.
 
@@ -590,14 +617,7 @@ def _pipelined(conn: Connection, sql: str, order: list, processors: list, rows: 
     statement); its errors come out as SQLAlchemy's, as if SQLAlchemy had run it."""
     import psycopg
 
-    if any(processors):
-        params = [
-            tuple(v if p is None else p(v) for v, p in zip((row[f] for f in order), processors, strict=True))
-            for row in rows
-        ]
-    else:  # the driver takes every value as it is (the usual case): no Python loop per value
-        pick = operator.itemgetter(*order)
-        params = [pick(row) for row in rows] if len(order) > 1 else [(row[order[0]],) for row in rows]
+    params = _parameters(rows, order, processors)
     raw: Any = conn.connection.dbapi_connection
     cursor = raw.cursor()
     failure: psycopg.Error | None = None
