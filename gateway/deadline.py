@@ -9,8 +9,9 @@ the worker's other calls keep being served meanwhile (a spinning plugin
 thread shares the GIL, it no longer owns the event loop); elsewhere
 (``wrapgate call``, tests in-process) it waits on a plain thread, parked and
 reused between calls (:class:`_Runner`). A thread cannot be killed: a call
-past its deadline is *abandoned* and runs to its end in the background; :func:`runaway` reports abandoned calls that still run
-long after, so that the worker can be replaced (``gateway.worker``).
+past its deadline is *abandoned* and runs to its end in the background;
+:func:`runaway` reports abandoned calls that still run long after, so that
+the worker can be replaced (``gateway.worker``).
 
 ``bench/deadline_cost.py`` measured the choice: see its docstring.
 
