@@ -432,3 +432,26 @@ def test_bisection_logs_no_driver_warning_per_failed_try(call, postgres, pg_db, 
         i for i in range(100) if i % 20 == 9
     ]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
+
+
+# SQLAlchemy warns when it reflects a type it does not know (pytest makes warnings errors).
+@pytest.mark.filterwarnings("ignore:Did not recognize type")
+def test_columns_of_types_sqlalchemy_does_not_know_still_take_their_text(call, postgres, pg_db):
+    """A ``point`` (reflected without a type) has no cast: inserted only if its key is new,
+    and updated, its text is read by the database as the column's type."""
+    with pg_db[1].begin() as c:
+        c.exec_driver_sql("CREATE TABLE p (id integer PRIMARY KEY, at point, r int4range)")
+        c.exec_driver_sql("INSERT INTO p VALUES (1, '(0,0)', '[1,2)')")
+    body = {
+        "connection": connection(postgres, pg_db[0]),
+        "configuration": {"table": "p", "ignoreExisting": True},
+    }
+    records = [{"id": 1, "at": "(5,5)"}, {"id": 2, "at": "(1.5,2)", "r": "[3,7)"}]
+    status, results = call("sql.import", {**body, "postMapData": records})
+    assert results == [{"statusCode": 200, "id": "1", "ignored": True}, {"statusCode": 200, "id": "2"}]
+    body["configuration"] = {"table": "p", "operation": "update"}
+    status, results = call("sql.import", {**body, "postMapData": [{"id": 1, "at": "(9,9)"}]})
+    assert results == [{"statusCode": 200, "id": "1"}]
+    with pg_db[1].connect() as c:
+        rows = c.exec_driver_sql("SELECT id, at::text, r::text FROM p ORDER BY id").all()
+    assert [tuple(r) for r in rows] == [(1, "(9,9)", "[1,2)"), (2, "(1.5,2)", "[3,7)")]
