@@ -7,6 +7,8 @@ pg_ctl), then, round after round, interleaved:
 
 * import: 1,000 records through the gateway's call path (``sql.import``, insert)
   against psycopg ``executemany`` of the same rows in one transaction;
+* update: the same 1,000 rows, changed, by key (``sql.import``, update) against
+  psycopg ``executemany`` of ``UPDATE ... WHERE id = %s`` in one transaction;
 * export: 10,123 rows, pages of 1,000, through the gateway's call path
   (``sql.export`` until ``lastPage``, each answer serialised to JSON as the gateway
   sends it) against a psycopg keyset loop (``WHERE id > %s ORDER BY id LIMIT
@@ -91,6 +93,7 @@ class Bench:
         self.parsing = [0.0, 0.0]  # (wall, cpu) spent parsing answers: the client's work, not measured
         self.connection = connection(postgres, database)
         self.records = records()
+        self.updates = [dict(r, name=f"Renamed {r['id']}", active=not r["active"]) for r in self.records]
         # One connection kept open, as the gateway keeps its pool: connecting is not measured.
         self.conn = psycopg.connect(self.dsn)
 
@@ -103,6 +106,15 @@ class Bench:
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO imports (id, name, city, balance, updated_at, active) VALUES (%s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+
+    def update_psycopg(self) -> None:
+        rows = [(*list(r.values())[1:], r["id"]) for r in self.updates]
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                "UPDATE imports SET name = %s, city = %s, balance = %s, updated_at = %s, active = %s "
+                "WHERE id = %s",
                 rows,
             )
 
@@ -123,6 +135,17 @@ class Bench:
             },
         )
         assert status == 200 and all(r["statusCode"] == 200 for r in results), results[:3]
+
+    def update_gateway(self) -> None:
+        status, results = self.call(
+            "sql.import",
+            {
+                "connection": self.connection,
+                "configuration": {"table": "imports", "operation": "update"},
+                "postMapData": self.updates,
+            },
+        )
+        assert status == 200 and all(r == {"statusCode": 200, "id": str(i)} for i, r in enumerate(results, 1))
 
     def export_psycopg(self) -> int:
         count, after, conn = 0, 0, self.conn
@@ -180,20 +203,24 @@ def main() -> None:
             conn.execute(SCHEMA.format(rows=EXPORT_ROWS))
         assert bench.export_gateway() == bench.export_psycopg() == EXPORT_ROWS  # and warm both
         bench.import_gateway()
+        bench.update_gateway()
         bench.truncate()
         times: dict[str, list[tuple[float, float]]] = {
-            k: [] for k in ("imp_pg", "imp_gw", "exp_pg", "exp_gw")
+            k: [] for k in ("imp_pg", "imp_gw", "upd_pg", "upd_gw", "exp_pg", "exp_gw")
         }
         for _ in range(args.rounds):
             for name, fn in (
                 ("imp_pg", bench.import_psycopg),
-                ("imp_gw", bench.import_gateway),
+                ("imp_gw", bench.import_gateway),  # the imported rows stay for the updates
+                ("upd_pg", bench.update_psycopg),
+                ("upd_gw", bench.update_gateway),
                 ("exp_pg", bench.export_psycopg),
                 ("exp_gw", bench.export_gateway),
             ):
-                times[name].append(timed(bench, fn))
-                if name.startswith("imp"):
+                if name == "imp_gw":
                     bench.truncate()
+                times[name].append(timed(bench, fn))
+            bench.truncate()
         report(times, args.rounds)
         if args.profile:
             from pyinstrument import Profiler
@@ -239,6 +266,7 @@ def report(times: dict[str, list[tuple[float, float]]], rounds: int) -> None:
     print(f"{rounds} rounds; milliseconds: median (min-max)")
     for label, a, b, target in (
         (f"import {IMPORT_ROWS} records", "imp_gw", "imp_pg", 2.0),
+        (f"update {IMPORT_ROWS} records", "upd_gw", "upd_pg", 2.0),
         (f"export {EXPORT_ROWS} rows", "exp_gw", "exp_pg", 1.5),
     ):
         for which, kind in ((0, "wall"), (1, "cpu")):

@@ -7,10 +7,11 @@ or catch ``BaseException`` to swallow an interruption. Under gevent (the
 production worker) the request's greenlet waits on a gevent thread pool, so
 the worker's other calls keep being served meanwhile (a spinning plugin
 thread shares the GIL, it no longer owns the event loop); elsewhere
-(``wrapgate call``, tests in-process) it waits on a plain thread. A thread
-cannot be killed: a call past its deadline is *abandoned* and runs to its end
-in the background; :func:`runaway` reports abandoned calls that still run
-long after, so that the worker can be replaced (``gateway.worker``).
+(``wrapgate call``, tests in-process) it waits on a plain thread, parked and
+reused between calls (:class:`_Runner`). A thread cannot be killed: a call
+past its deadline is *abandoned* and runs to its end in the background;
+:func:`runaway` reports abandoned calls that still run long after, so that
+the worker can be replaced (``gateway.worker``).
 
 ``bench/deadline_cost.py`` measured the choice: see its docstring.
 
@@ -153,18 +154,67 @@ def _after(result: Any, action: Callable[[], None]) -> None:
 
 
 def _wait_thread(run: Callable[[], None], seconds: float, what: str) -> Later | None:
-    worker = threading.Thread(target=run, name=f"call {what}", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if not worker.is_alive():
+    done = threading.Event()
+
+    def job() -> None:
+        threading.current_thread().name = f"call {what}"
+        try:
+            run()
+        finally:
+            done.set()
+
+    _Runner.take().start(job)
+    if done.wait(seconds):
         return None
 
     def later(action: Callable[[], None]) -> None:
-        threading.Thread(target=_join_then, args=(worker, action), daemon=True).start()
+        threading.Thread(target=_wait_then, args=(done, action), daemon=True).start()
 
     return later
 
 
-def _join_then(worker: threading.Thread, action: Callable[[], None]) -> None:
-    worker.join()
+def _wait_then(done: threading.Event, action: Callable[[], None]) -> None:
+    done.wait()
     action()
+
+
+class _Runner:
+    """A daemon thread that runs calls one after another, parked in between: a call
+    outside gevent starts no thread of its own (as the gevent path's pool does), which
+    cost about 0.3 ms of CPU per call (bench/sql_bench.py). An abandoned call keeps
+    its runner until it ends; at most ``IDLE`` runners wait parked, the others end."""
+
+    IDLE = 16
+    _parked: list[_Runner] = []
+    _pid = 0
+    _lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self.job: Callable[[], None] | None = None
+        self.wake = threading.Semaphore(0)
+        threading.Thread(target=self._loop, name="call", daemon=True).start()
+
+    @classmethod
+    def take(cls) -> _Runner:
+        with cls._lock:
+            if cls._pid != os.getpid():  # a forked process has none of its parent's threads
+                cls._parked, cls._pid = [], os.getpid()
+            if cls._parked:
+                return cls._parked.pop()
+        return cls()
+
+    def start(self, job: Callable[[], None]) -> None:
+        self.job = job
+        self.wake.release()
+
+    def _loop(self) -> None:
+        while True:
+            self.wake.acquire()
+            job, self.job = self.job, None
+            if job is not None:
+                job()
+            threading.current_thread().name = "call"
+            with self._lock:
+                if len(self._parked) >= self.IDLE or self._pid != os.getpid():
+                    return
+                self._parked.append(self)

@@ -36,6 +36,30 @@ def test_an_exit_in_a_call_ends_the_call_not_the_process(end, code):
     assert caught.value.code == code
 
 
+def test_calls_reuse_a_parked_thread_but_never_one_an_abandoned_call_still_holds():
+    def where():
+        thread = threading.current_thread()
+        return thread, thread.name
+
+    first, name = deadline.call_with_deadline(where, 5, "one")
+    assert name == "call one"
+    again, name = deadline.call_with_deadline(where, 5, "two")
+    assert again is first and name == "call two"  # no new thread
+    release = threading.Event()
+    held = []
+
+    def hold():
+        held.append(threading.current_thread())
+        release.wait(10)
+
+    with pytest.raises(DeadlineExceeded):
+        deadline.call_with_deadline(hold, 0.2, "held")
+    try:
+        assert deadline.call_with_deadline(where, 5, "beside")[0] is not held[0]
+    finally:
+        release.set()
+
+
 def test_a_call_that_swallows_every_interruption_still_meets_its_deadline():
     release = threading.Event()
 

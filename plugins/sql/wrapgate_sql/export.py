@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import ipaddress
+import itertools
 import math
 import time
 import uuid
@@ -71,6 +72,7 @@ _PLAIN = frozenset(
     }
 )
 _DECIMALS = frozenset({decimal.Decimal, type(None)})
+_DECIMAL = {decimal.Decimal}
 _NOT_FINITE = {"NaN": "NaN", "sNaN": "NaN", "Infinity": "Infinity", "-Infinity": "-Infinity"}
 
 
@@ -310,26 +312,34 @@ def _page(
 
 def _records(names: list[str], page: Sequence[Any], convert: list | None) -> list[dict]:
     """The page's rows as JSON-ready dicts. Column by column: a column whose values are
-    all of types JSON takes as they are (the usual case) costs no Python call per value."""
+    all of types JSON takes as they are (the usual case) costs no Python call per value,
+    and rows none of whose columns changed become dicts as the driver gave them."""
     if not page:
         return []
     columns: list[Any] = list(zip(*page, strict=True))
+    changed = False
     for i, values in enumerate(columns):
         process = convert[i] if convert else None
         if process is not None:
             values = columns[i] = list(map(process, values))
+            changed = True
         kinds = set(map(type, values))
         if kinds <= _PLAIN:
             continue
-        if kinds <= _DECIMALS:
-            # Exact digits, written by orjson as they are: cheaper than the serialiser's
-            # per-value fallback for Decimal.
+        changed = True
+        if kinds == _DECIMAL and all(map(decimal.Decimal.is_finite, values)):
+            # Exact digits, written by orjson as they are; map() keeps the loop in C, where
+            # the serialiser's fallback would call Python once per value.
+            columns[i] = list(map(orjson.Fragment, map(str, values)))
+        elif kinds <= _DECIMALS:
             columns[i] = [
                 v if v is None else orjson.Fragment(str(v)) if v.is_finite() else jsonable(v) for v in values
             ]
         else:
             columns[i] = list(map(jsonable, values))
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    rows = zip(*columns, strict=True) if changed else page
+    # map() again: a dict per row without a Python frame per row.
+    return list(map(dict, map(zip, itertools.repeat(names), rows)))
 
 
 def _as_list(value: Any) -> list:

@@ -9,8 +9,25 @@ write the good records with one multi-row statement per run of records with
 the same fields, inside a savepoint. Only when that statement fails is the run
 split in halves, again and again (bisection), until each bad record stands
 alone and answers 422 with the database's message; every good record is still
-written. ``update``, and upsert on other databases, write a record at a time,
-each in its own savepoint.
+written.
+
+``update`` and ``insert`` with ``ignoreExisting`` need an answer per record (was
+a row matched? which id?), so they send one statement per record, but a run of
+them at once, inside one savepoint, bisected the same way on failure:
+
+* PostgreSQL (psycopg 3): the driver's ``executemany(..., returning=True)`` in
+  pipeline mode, so a run of up to ``CHUNK`` records is one round trip and each
+  statement's own RETURNING row says what happened to its record;
+* SQLite (in-process: no trip to save): the record's statement compiled once,
+  with RETURNING, executed record after record in the run's savepoint;
+* other databases: the statements one after the other in the run's savepoint.
+
+The statements run in the records' order, so a key that comes twice in a batch
+behaves as if the records came one by one (the second update wins; the second
+insert of a new key is ``ignored``). ``update`` of a row that is not there
+matches nothing: 422, or ``ignored`` with ``ignoreMissing``. Upsert on a
+database without ``ON CONFLICT`` writes a record at a time, each in its own
+savepoint.
 
 The batch is one transaction: if the connection is lost, nothing of it was
 committed, so every record that had not already failed answers 401.
@@ -192,6 +209,35 @@ def _driver_takes(kind: Any, dialect: Any) -> bool:
 
 def _coercer(column: sa.Column):
     exact = _exact_types(column.type) | {type(None)}
+    kind = column.type
+    if isinstance(kind, sa.DateTime):
+
+        def timestamp(value: Any) -> Any:
+            # The common case, ISO text, parsed in C; anything else (and bad text) as _coerce says.
+            if type(value) is str:
+                try:
+                    return datetime.datetime.fromisoformat(value)
+                except ValueError:
+                    pass
+            return _coerce(column, value)
+
+        return timestamp
+    if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and kind.asdecimal:
+        # No more decimal places than the scale: a number given with fewer digits (the
+        # shortest repr of a float has no trailing zeros) needs no quantize to prove it.
+        fewest = -kind.scale if kind.scale is not None else None
+        to_decimal = decimal.Decimal
+
+        def number(value: Any) -> Any:
+            kind_of = type(value)
+            if kind_of is int or kind_of is float:
+                found = to_decimal(repr(value) if kind_of is float else value)
+                exponent = found.as_tuple().exponent
+                if found.is_finite() and (fewest is None or exponent >= fewest):  # type: ignore[operator]
+                    return found
+            return value if value is None else _coerce(column, value)
+
+        return number
 
     def coerce(value: Any) -> Any:
         # The common case (the record's JSON type is the column's) costs one set lookup.
@@ -263,26 +309,35 @@ class _Writer:
 
     def write_all(self, conn: Connection, good: list[tuple[int, dict]], results: list[dict | None]) -> None:
         native = _NATIVE_UPSERT.get(conn.dialect.name)
-        batched = self.operation == "upsert" and native is not None
-        batched = batched or (self.operation == "insert" and not self.conf["ignoreExisting"])
-        if not batched:
+        if self.operation == "upsert" and native is None:
             for position, values in good:
                 self._one(conn, position, values, results)
             return
+        # One multi-row statement per run (insert, upsert), or a run of per-record
+        # statements (update, insert with ignoreExisting).
+        multi_row = self.operation == "upsert" or not (
+            self.operation == "update" or self.conf["ignoreExisting"]
+        )
         # Runs of records with the same fields share a statement; order is kept.
         run: list[tuple[int, dict]] = []
         for item in good:
             if run and (item[1].keys() != run[0][1].keys() or len(run) >= CHUNK):
-                self._bisect(conn, run, results)
+                self._bisect(conn, run, results, multi_row)
                 run = []
             run.append(item)
         if run:
-            self._bisect(conn, run, results)
+            self._bisect(conn, run, results, multi_row)
 
-    def _bisect(self, conn: Connection, run: list[tuple[int, dict]], results: list[dict | None]) -> None:
+    def _bisect(
+        self, conn: Connection, run: list[tuple[int, dict]], results: list[dict | None], multi_row: bool
+    ) -> None:
         try:
             with conn.begin_nested():
-                ids = self._many(conn, [values for _, values in run])
+                rows = [values for _, values in run]
+                if multi_row:
+                    entries = [self._entry(i, v) for i, v in zip(self._many(conn, rows), rows, strict=True)]
+                else:
+                    entries = self._each(conn, rows)
         except (DBAPIError, StatementError) as exc:
             if isinstance(exc, DBAPIError) and fatal(exc) is not None:
                 raise
@@ -290,11 +345,103 @@ class _Writer:
                 results[run[0][0]] = record_result(_as_problem(exc))
                 return
             half = len(run) // 2
-            self._bisect(conn, run[:half], results)
-            self._bisect(conn, run[half:], results)
+            self._bisect(conn, run[:half], results, multi_row)
+            self._bisect(conn, run[half:], results, multi_row)
             return
-        for (position, values), record_id in zip(run, ids, strict=True):
-            results[position] = self._entry(record_id, values)
+        for (position, _), entry in zip(run, entries, strict=True):
+            results[position] = entry
+
+    # -- a run of per-record statements (update; insert with ignoreExisting) --
+
+    def _each(self, conn: Connection, rows: list[dict]) -> list[dict]:
+        """Each record's statement, in order, in the caller's savepoint: an entry per
+        record (a row not matched is its own 422 or ``ignored``, not a failure of the
+        run). A database error fails the whole run, for the caller to bisect."""
+        dialect = conn.dialect
+        if _pipelines(conn):
+            found = _pipelined(conn, *self._record_statement(dialect, tuple(rows[0])), rows)
+            return [self._outcome(hit, values) for hit, values in zip(found, rows, strict=True)]
+        if dialect.name == "sqlite" and dialect.insert_returning and dialect.update_returning:
+            # In-process: the statement compiled once, then executed record by record.
+            sql, order, processors = self._record_statement(dialect, tuple(rows[0]))
+            found = [
+                conn.exec_driver_sql(sql, params).first() for params in _parameters(rows, order, processors)
+            ]
+            return [self._outcome(hit, values) for hit, values in zip(found, rows, strict=True)]
+        entries = []
+        for values in rows:
+            try:
+                entries.append(self.write(conn, values))
+            except RecordError as exc:
+                entries.append(record_result(exc))
+        return entries
+
+    def _outcome(self, hit: tuple | None, values: Mapping[str, Any]) -> dict:
+        """The entry of a record whose statement returned ``hit`` (its first row, or None)."""
+        if hit is not None:
+            return self._entry(hit[0], values)
+        if self.operation == "insert" or self.conf["ignoreMissing"]:
+            return self._entry(None, values, ignored=True)  # it exists / it is not there
+        return record_result(self._missing(values))
+
+    def _missing(self, values: Mapping[str, Any]) -> RecordError:
+        return RecordError("no row with " + ", ".join(f"{k}={values[k]!r}" for k in self.keys))
+
+    def _record_statement(self, dialect: Any, fields: tuple[str, ...]) -> tuple[str, list, list]:
+        """(SQL with positional ``%s``, the record field of each parameter, its bind
+        processor or None) of one record's statement, which returns the id column's
+        value of the row it matched or wrote, and no row when it did neither."""
+        key = (
+            "each",
+            dialect.name,
+            self.operation,
+            self.conf["ignoreExisting"],
+            fields,
+            tuple(self.keys),
+            self.id_column,
+        )
+        with _RAW_LOCK:
+            found = _RAW_SQL.get(self.table, {}).get(key)
+        if found is not None:
+            return found
+        table = self.table
+        param = {f: sa.bindparam(f"p{i}", type_=table.c[f].type) for i, f in enumerate(fields)}
+        where = sa.and_(*[table.c[k] == param[k] for k in self.keys])
+        id_column = table.c[self.id_column or self.keys[0]]
+        changes = {f: param[f] for f in fields if f not in self.keys}
+        stmt: Any
+        if self.operation == "insert":  # ignoreExisting: write the row unless its key is there
+            # A SELECT's values are not typed by the target columns: psycopg's dialect
+            # casts each parameter to its column's type (``%s::INTEGER``).
+            selected = sa.select(*[param[f] for f in fields])
+            stmt = sa.insert(table).from_select(list(fields), selected.where(~sa.exists().where(where)))
+            stmt = stmt.returning(id_column)
+        elif changes:
+            stmt = sa.update(table).where(where).values(changes).returning(id_column)
+        else:  # only keys: nothing to change, the answer is whether the row is there
+            stmt = sa.select(id_column).where(where)
+        compiled = stmt.compile(dialect=dialect)
+        sql = str(compiled)
+        if compiled.positional:  # SQLite's "?"s, one per use of a parameter
+            names = list(compiled.positiontup or [])
+        elif dialect.paramstyle == "pyformat":  # psycopg: to positional %s, which takes tuples
+            names = _PYFORMAT.findall(sql)
+            sql = _PYFORMAT.sub("%s", sql)
+        else:
+            raise AssertionError(f"no per-record statements for {dialect.name}")
+        if set(names) != set(compiled.params):
+            raise AssertionError(f"unexpected parameters in {dialect.name}'s statement")
+        order = [fields[int(name[1:])] for name in names]
+        processors = [
+            None
+            if _driver_takes(table.c[f].type, dialect)
+            else table.c[f].type.dialect_impl(dialect).bind_processor(dialect)
+            for f in order
+        ]
+        found = (sql, order, processors)
+        with _RAW_LOCK:
+            _RAW_SQL.setdefault(self.table, {})[key] = found
+        return found
 
     def _many(self, conn: Connection, rows: list[dict]) -> list[Any]:
         """One statement for ``rows`` (all with the same fields): the ids, in order."""
@@ -307,18 +454,18 @@ class _Writer:
             sql, order = _raw_statement(self, dialect, tuple(fields))
             if order is None:
                 named = [{f"p{i}": row[f] for i, f in enumerate(fields)} for row in rows]
-                conn.exec_driver_sql(sql, named)
+                _quietly(conn, lambda: conn.exec_driver_sql(sql, named))
             else:
                 pick = operator.itemgetter(*order)
                 params = [pick(row) for row in rows] if len(order) > 1 else [(row[order[0]],) for row in rows]
-                conn.exec_driver_sql(sql, params)
+                _quietly(conn, lambda: conn.exec_driver_sql(sql, params))
             return [None] * len(rows)
         stmt = self._statement(dialect, fields, returning)
         if returning:
             stmt = stmt.returning(table.c[self.id_column or ""], sort_by_parameter_order=True)
             found = conn.execute(stmt, rows).all()
             return [row[0] for row in found]
-        conn.execute(stmt, rows)
+        _quietly(conn, lambda: conn.execute(stmt, rows))
         return [None] * len(rows)
 
     def _statement(self, dialect: Any, fields: list[str], returning: bool, params: bool = False) -> Any:
@@ -339,7 +486,7 @@ class _Writer:
             return native.on_conflict_do_update(index_elements=index, set_=changes)
         return native.on_conflict_do_nothing(index_elements=index)
 
-    # -- a record at a time (update; upsert without a native form) ----------
+    # -- a record at a time (and its own savepoint: upsert without a native form) --
 
     def _one(self, conn: Connection, position: int, values: dict, results: list[dict | None]) -> None:
         try:
@@ -392,12 +539,14 @@ class _Writer:
             if changes:
                 stmt = sa.update(table).where(self._where(values)).values(changes)
                 matched, record_id = self._execute_returning(conn, stmt, dialect.update_returning)
-            else:
-                matched, record_id = int(self._exists(conn, values)), None
+            else:  # only keys: nothing to change, the answer is whether the row is there
+                column = table.c[self.id_column or self.keys[0]]
+                found = conn.execute(sa.select(column).where(self._where(values)).limit(1)).first()
+                matched, record_id = int(found is not None), found[0] if found else None
             if not matched:
                 if self.conf["ignoreMissing"]:
                     return self._entry(None, values, ignored=True)
-                raise RecordError("no row with " + ", ".join(f"{k}={values[k]!r}" for k in self.keys))
+                raise self._missing(values)
             return self._entry(record_id, values)
         # No native upsert: update, else insert, inside this record's savepoint.
         if changes:
@@ -407,3 +556,100 @@ class _Writer:
         if not matched:
             conn.execute(sa.insert(table).values(values))
         return self._entry(None, values)
+
+
+def _pipelines(conn: Connection) -> bool:
+    """Whether the connection's driver runs many statements in one round trip, each
+    with its own result (psycopg 3 with a libpq that has pipeline mode)."""
+    if conn.dialect.driver != "psycopg":
+        return False
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
+
+
+def _quietly(conn: Connection, run: Any) -> None:
+    """``run()`` (an executemany through SQLAlchemy), inside a psycopg pipeline opened
+    here: psycopg's executemany pipelines anyway, but the pipeline it opens itself
+    logs a warning ("error ignored terminating ... pipeline aborted", with the
+    server's address) for every failed statement, once per step of a bisection."""
+    if not _pipelines(conn):
+        run()
+        return
+    import psycopg
+
+    raw: Any = conn.connection.dbapi_connection
+    failure: BaseException | None = None
+    try:
+        with raw.pipeline():
+            try:
+                run()
+            except StatementError as exc:  # DBAPIError too: the statement failed
+                failure = exc
+    except psycopg.Error as exc:
+        # Without RETURNING, psycopg learns of a failed statement only when the
+        # pipeline syncs, here: raised as SQLAlchemy would have.
+        if failure is None:
+            lost = conn.dialect.is_disconnect(exc, raw, None)  # type: ignore[arg-type]
+            failure = DBAPIError.instance(
+                None, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=lost
+            )
+    if failure is not None:
+        raise failure
+
+
+def _parameters(rows: list[dict], order: list, processors: list) -> list[tuple]:
+    """Each record's parameters, in the statement's order, processed for the driver."""
+    if any(processors):
+        return [
+            tuple(v if p is None else p(v) for v, p in zip((row[f] for f in order), processors, strict=True))
+            for row in rows
+        ]
+    # The driver takes every value as it is (the usual case): no Python loop per value.
+    pick = operator.itemgetter(*order)
+    return [pick(row) for row in rows] if len(order) > 1 else [(row[order[0]],) for row in rows]
+
+
+def _pipelined(conn: Connection, sql: str, order: list, processors: list, rows: list[dict]) -> list:
+    """``sql`` once per record of ``rows``, pipelined: the first row each returned, or None.
+
+    The driver's cursor is used directly (SQLAlchemy's executemany keeps no result per
+    statement); its errors come out as SQLAlchemy's, as if SQLAlchemy had run it."""
+    import psycopg
+
+    params = _parameters(rows, order, processors)
+    raw: Any = conn.connection.dbapi_connection
+    cursor = raw.cursor()
+    failure: psycopg.Error | None = None
+    hits: list = []
+    try:
+        # The pipeline is opened here, not by executemany, so that a failed statement
+        # is caught inside it and the pipeline's own "aborted" comes out (below)
+        # instead of being logged as a warning on the way out.
+        with raw.pipeline():
+            try:
+                cursor.executemany(sql, params, returning=True)
+                while True:
+                    hits.append(cursor.fetchone())
+                    if not cursor.nextset():
+                        break
+            except psycopg.Error as exc:
+                failure = exc
+    except psycopg.Error as exc:
+        failure = failure or exc
+    finally:
+        cursor.close()
+    if failure is None:
+        return hits
+    # A lost connection is left to SQLAlchemy to invalidate: its rollback of the
+    # savepoint fails on it next, the way its own statements do.
+    lost = conn.dialect.is_disconnect(failure, raw, cursor)  # type: ignore[arg-type]
+    raise DBAPIError.instance(
+        sql,
+        None,
+        failure,
+        psycopg.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=conn.dialect,
+    ) from None

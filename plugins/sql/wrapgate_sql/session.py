@@ -19,9 +19,12 @@ Sessions on PostgreSQL run in UTC, so timestamps without a time zone are UTC.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,16 +46,18 @@ def margin(remaining: float) -> float:
 
 
 class Watchdog:
-    """At ``seconds``, cuts the connection the call is waiting on."""
+    """At ``seconds``, cuts the connection the call is waiting on.
+
+    Every watchdog of the process is kept by one shared thread (:class:`_Scheduler`):
+    a call starts no thread of its own (starting one, and waiting for it to run, cost
+    more than a page of a thousand rows on a busy machine)."""
 
     def __init__(self, raw: Any, seconds: float | None):
         self.raw = raw
         self.fired = False
-        self.timer: threading.Timer | None = None
+        self.done = seconds is None
         if seconds is not None:
-            self.timer = threading.Timer(max(0.0, seconds), self._fire)
-            self.timer.daemon = True
-            self.timer.start()
+            _scheduler().add(self, time.monotonic() + max(0.0, seconds))
 
     def _fire(self) -> None:
         self.fired = True
@@ -70,8 +75,56 @@ class Watchdog:
             pass
 
     def cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        """After this returns the watchdog never fires (the connection may go back to
+        the pool and serve another call)."""
+        if not self.done:
+            _scheduler().cancel(self)
+
+
+class _Scheduler:
+    """One thread that fires watchdogs at their times. Cancelled watchdogs stay in the
+    heap (marked done, their connection let go) until they come to its top."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.ready = threading.Condition()
+        self.heap: list[tuple[float, int, Watchdog]] = []
+        self.order = itertools.count()
+        threading.Thread(target=self._run, name="wrapgate-sql watchdogs", daemon=True).start()
+
+    def add(self, watch: Watchdog, when: float) -> None:
+        with self.ready:
+            heapq.heappush(self.heap, (when, next(self.order), watch))
+            if self.heap[0][2] is watch:  # sooner than the thread sleeps until
+                self.ready.notify()
+
+    def cancel(self, watch: Watchdog) -> None:
+        # Under the lock: a watchdog being fired finishes first, none fires after.
+        with self.ready:
+            watch.done, watch.raw = True, None
+
+    def _run(self) -> None:
+        with self.ready:
+            while True:
+                now = time.monotonic()
+                while self.heap and (self.heap[0][2].done or self.heap[0][0] <= now):
+                    _, _, watch = heapq.heappop(self.heap)
+                    if not watch.done:
+                        watch.done = True
+                        watch._fire()  # a socket shutdown or an interrupt: quick
+                self.ready.wait(self.heap[0][0] - now if self.heap else None)
+
+
+_SCHEDULER: _Scheduler | None = None
+
+
+def _scheduler() -> _Scheduler:
+    global _SCHEDULER
+    found = _SCHEDULER
+    if found is None or found.pid != os.getpid():  # a forked worker needs a thread of its own
+        # Two calls racing here may make two schedulers: each keeps its own watchdogs.
+        found = _SCHEDULER = _Scheduler()
+    return found
 
 
 def _prepare(conn: Connection, remaining: float | None, read_only: bool) -> None:
