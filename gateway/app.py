@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from flask import Flask, Response, current_app, request
+from flask.globals import request_ctx
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
@@ -45,6 +46,20 @@ class State:
     openapi: bytes | None = None
 
 
+class App(Flask):
+    """Flask, with ``OPTIONS`` answered in JSON like every other answer."""
+
+    def make_default_options_response(self) -> Response:
+        """``{"allow": [...]}`` with the route's methods, sorted as its ``Allow`` header."""
+        adapter = request_ctx.url_adapter
+        methods = sorted(adapter.allowed_methods()) if adapter is not None else []
+        return Response(
+            serialize.dumps({"allow": methods}),
+            headers={"Allow": ", ".join(methods)},
+            mimetype="application/json",
+        )
+
+
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> Flask:
     """Build the gateway.
 
@@ -57,7 +72,7 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     if registry is None:
         registry = Registry()
         registry.load_entry_points(allow=settings.plugins, strict=settings.strict_plugins)
-    app = Flask("gateway")
+    app = App("gateway")
     # Flask turns an over-long body into a 413 before any of it is parsed.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     if isinstance(app.json, DefaultJSONProvider):
@@ -139,7 +154,7 @@ def _http_error(exc: HTTPException) -> Response:
     """Werkzeug's HTTP errors (400, 404, 405, 413...) as the one JSON error shape."""
     if exc.code is None or exc.code >= 500:
         return _unexpected_error(exc)
-    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    headers = {k: _sorted_allow(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"}
     message = exc.description or exc.name
     if exc.code == 413:
         limit = request.max_content_length
@@ -149,6 +164,13 @@ def _http_error(exc: HTTPException) -> Response:
     elif exc.code == 405:
         message = f"{request.method} is not allowed on {request.path}."
     return _json(GatewayError(message, code=_code(exc), status=exc.code, headers=headers))
+
+
+def _sorted_allow(name: str, value: str) -> str:
+    # werkzeug lists a 405's methods in the order of a set: the same on every answer, sorted.
+    if name.lower() != "allow":
+        return value
+    return ", ".join(sorted(method.strip() for method in value.split(",")))
 
 
 def _gateway_error(exc: GatewayError) -> Response:

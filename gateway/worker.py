@@ -12,6 +12,12 @@ timeouts) and so hold up every deploy. This worker drains in steps:
    calls finish and send their whole responses (each with ``Connection:
    close``), within ``graceful_timeout``; then the worker exits.
 
+Each client connection keeps its own header and body timeouts
+(:mod:`gateway.connections`), and the app reads request bodies through
+:class:`gateway.framing.Framing`, installed here when the app loads: gunicorn's
+framing errors answer 400, a chunked body over the limit 413, and an answer
+sent before the body's end closes the connection.
+
 It also keeps one worker's faults its own:
 
 * **recycling**: a worker whose resident memory passes ``max_worker_memory``
@@ -38,7 +44,7 @@ import greenlet
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
-from . import connections, deadline
+from . import connections, deadline, framing
 
 MiB = 1024 * 1024
 #: gunicorn's master halts on these worker exit statuses (WORKER_BOOT_ERROR, APP_LOAD_ERROR).
@@ -114,9 +120,12 @@ class _IdleWait:
 
 
 class WrapgateWorker(GeventWorker):
+    wsgi: Any  # the app, wrapped in gateway.framing.Framing once loaded (load_wsgi)
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.idle: dict = {}
+        self.state: Any = None  # the app's gateway.app.State, once loaded
         self.connections: dict[Any, connections.Connection] = {}
         self._draining = False
         self._busy_mark = max(1, int(self.worker_connections * BUSY_SHARE))
@@ -177,9 +186,15 @@ class WrapgateWorker(GeventWorker):
         except Exception:  # noqa: BLE001 - the client may be gone; nothing is owed to it
             self.log.debug("failed to send an error page")
 
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.state = getattr(self.wsgi, "extensions", {}).get("wrapgate")
+        if self.state is not None:
+            # Request bodies read to their limit, framing errors as 400, unread bodies closed.
+            self.wsgi = framing.Framing(self.wsgi, self.state.settings.max_body_bytes)
+
     def _settings(self) -> Any:
-        state = getattr(self.wsgi, "extensions", {}).get("wrapgate")
-        return state.settings if state is not None else None
+        return self.state.settings if self.state is not None else None
 
     def timeout_ctx(self):
         return _IdleWait(self)
@@ -268,7 +283,7 @@ class WrapgateWorker(GeventWorker):
             gevent.spawn(self._drain)
 
     def _drain(self) -> None:
-        state = getattr(self.wsgi, "extensions", {}).get("wrapgate")
+        state = self.state
         drain_delay = state.settings.drain_delay if state is not None else 0.0
         if state is not None:
             state.draining.set()

@@ -439,6 +439,16 @@ def test_deliberate_differences(peer, ours, name):
         assert (mine.status_code, mine.json()) == (my_status, my_body)
 
 
+def test_options_is_answered_in_json_where_the_reference_answers_text(peer, ours):
+    """A deliberate difference (docs/protocol.md): the same methods, in the gateway's JSON."""
+    theirs, mine = (requests.options(url + "/function", timeout=10) for url in (peer, ours))
+    assert (theirs.status_code, theirs.headers["Allow"], theirs.text) == (200, "POST", "POST")
+    assert theirs.headers["Content-Type"].startswith("text/html")
+    allow = ["OPTIONS", "POST"]
+    assert (mine.status_code, mine.headers["Allow"], mine.json()) == (200, ", ".join(allow), {"allow": allow})
+    assert mine.headers["Content-Type"] == "application/json"
+
+
 @pytest.mark.parametrize("how", ["wrong bearer", "no token", "body token", "query token", "basic scheme"])
 def test_same_auth_answers_as_the_reference(peer, ours, how):
     body = {"diy": True, "type": "wrapper", "function": "ping", "options": options()}

@@ -7,6 +7,7 @@ distribution of their own (``wrapgate-faultkit``), not the session's testkit.
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ FAULTKIT = """\
 faulty = wrapgate_testkit.faulty
 exits = wrapgate_testkit.exits_at_import
 interrupts = wrapgate_testkit.interrupts_at_import
+aborts = wrapgate_testkit.aborts_at_import
 """
 
 
@@ -60,9 +62,13 @@ def boots(server) -> int:
 
 
 def test_plugins_that_end_the_process_at_import_are_reported_and_the_others_serve(start):
-    server = start({"WRAPGATE_PLUGINS": "faulty,exits,interrupts"})
+    server = start({"WRAPGATE_PLUGINS": "faulty,exits,interrupts,aborts"})
     assert ping(server).status_code == 200
-    for name, reason in (("exits", "os._exit(3)"), ("interrupts", "KeyboardInterrupt")):
+    for name, reason in (
+        ("exits", "os._exit(3)"),
+        ("interrupts", "KeyboardInterrupt"),
+        ("aborts", "PluginAbort"),  # a BaseException subclass of the plugin's own
+    ):
         answer = ping(server, name)
         assert answer.status_code == 422
         error = answer.json()["errors"][0]
@@ -167,3 +173,28 @@ def test_a_worker_past_its_memory_bound_is_replaced_after_its_calls(start):
     second = wait_until(lambda: _pid_if_new(server, first.json()["pid"]), 30, 0.2, "a new worker")
     assert second
     assert "above WRAPGATE_MAX_WORKER_MEMORY" in server.log()
+
+
+def test_a_worker_is_replaced_after_max_requests_with_jitter_and_no_call_is_lost(start):
+    server = start(
+        {
+            "WRAPGATE_PLUGINS": "faulty",
+            "WRAPGATE_MAX_REQUESTS": "4",
+            "WRAPGATE_MAX_REQUESTS_JITTER": "3",
+            "WRAPGATE_LOG_LEVEL": "debug",  # gunicorn logs its configuration
+        }
+    )
+    assert "max_requests: 4" in server.log() and "max_requests_jitter: 3" in server.log()
+    pids: list[int] = []
+    ends = time.monotonic() + 60
+    while len(set(pids)) < 3 and time.monotonic() < ends:
+        answer = ping(server)  # each on a new connection (server.call closes it)
+        assert answer.status_code == 200, answer.text  # none lost while workers change
+        pids.append(answer.json()["pid"])
+        time.sleep(0.05)
+    runs = [len(list(group)) for _, group in itertools.groupby(pids)]
+    assert len(runs) >= 3, runs  # replaced again and again, not once
+    # Not before max_requests: the second worker's requests are all ours. (gunicorn's gevent
+    # worker notices its limit within a second, so a fast client gets a few more served.)
+    assert runs[1] >= 4, runs
+    assert "Autorestarting worker after current request" in server.log()

@@ -14,7 +14,7 @@ import time
 
 import pytest
 import requests
-from support import TOKEN
+from support import TOKEN, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -191,9 +191,12 @@ def test_a_client_that_writes_its_whole_body_first_reads_its_413(start_gateway):
         + body
     )
     response = read_response(sock, 30)
-    sock.close()
     assert response.startswith(b"HTTP/1.1 413"), response[:300]
     assert b"request_entity_too_large" in response or b"too_large" in response
+    # The body was never read: the connection closes (lingering) rather than read 3 MB more.
+    assert b"Connection: close" in response
+    assert closed_by_server(sock)
+    sock.close()
 
 
 def test_a_body_shorter_than_its_length_is_refused_not_processed(start_gateway):
@@ -224,3 +227,173 @@ def test_a_huge_chunk_size_does_not_hang_the_connection(start_gateway):
     sock.close()
     assert response.startswith(b"HTTP/1.1 408"), response[:300]
     assert time.monotonic() - began < 2 + 8
+
+
+# -- Request bodies gunicorn frames (gateway/framing.py) ---------------------------------------
+
+
+def chunked(body: bytes, size: int = 500) -> bytes:
+    """``body`` in chunks of ``size`` bytes, with its last chunk."""
+    parts = [
+        f"{len(body[i : i + size]):x}\r\n".encode() + body[i : i + size] + b"\r\n"
+        for i in range(0, len(body), size)
+    ]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+CHUNKED_HEAD = (
+    b"POST /function HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+    + f"Authorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+)
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """Whether the server ends the connection after its answer (no further byte, EOF)."""
+    sock.settimeout(10)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def answer(response: bytes) -> tuple[int, dict[str, str], dict]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_the_connection_closed(start_gateway):
+    server = start_gateway(dict(SMALL, WRAPGATE_MAX_BODY_BYTES="1000"), workers=1)
+    body = b"[" + b"1," * 100_000 + b"1]"  # 200 kB of valid JSON, sent whole before reading
+    sock = raw(server, timeout=30)
+    sock.sendall(CHUNKED_HEAD + chunked(body))
+    status, headers, error = answer(read_response(sock, 30))
+    assert status == 413  # not a body cut at the limit and parsed (400 invalid_json)
+    assert error == {
+        "errors": [
+            {"code": "request_entity_too_large", "message": "Request body exceeds the limit of 1000 bytes."}
+        ]
+    }
+    assert headers["Connection"] == "close"
+    assert closed_by_server(sock)
+    sock.close()
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_read_and_the_connection_kept(start_gateway):
+    server = start_gateway(dict(SMALL, WRAPGATE_MAX_BODY_BYTES="1000"), workers=1)
+    body = PING + b" " * (1000 - len(PING))
+    sock = raw(server)
+    sock.sendall(CHUNKED_HEAD + chunked(body) + CHUNKED_HEAD + chunked(PING))
+    first = read_response(sock)
+    assert first.startswith(b"HTTP/1.1 200"), first[:300]
+    assert b"Connection: keep-alive" in first
+    second = read_response(sock)  # the next request on the same connection
+    assert second.startswith(b"HTTP/1.1 200"), second[:300]
+    sock.close()
+
+
+@pytest.mark.parametrize(
+    "body, half_close",
+    [
+        (b"zz\r\n{}\r\n0\r\n\r\n", False),  # a size that is not hex
+        (b"2\r\n{}XX0\r\n\r\n", False),  # a chunk not followed by CRLF
+        (b"2\r\n{}\r\n0\r\nX-Trailer\r\n\r\n", False),  # a trailer that is no header
+        (b'10\r\n{"a"', True),  # the client ends its side mid-chunk
+        (b"2\r\n{}\r\n", True),  # ... or before the last chunk
+    ],
+    ids=["bad-size", "no-crlf", "bad-trailer", "eof-mid-chunk", "eof-before-last-chunk"],
+)
+def test_a_malformed_or_truncated_chunk_is_400_and_the_connection_closed(start_gateway, body, half_close):
+    server = start_gateway(SMALL, workers=1)
+    sock = raw(server)
+    sock.sendall(CHUNKED_HEAD + body)
+    if half_close:
+        sock.shutdown(socket.SHUT_WR)
+    status, headers, error = answer(read_response(sock))
+    assert status == 400, error  # not 500 internal_error
+    assert error["errors"][0]["code"] == "bad_request"
+    assert headers["Connection"] == "close"
+    assert closed_by_server(sock)
+    sock.close()
+    assert "internal_error" not in server.log()
+
+
+def test_a_response_sent_before_the_body_is_read_closes_the_connection(start_gateway):
+    server = start_gateway(SMALL, workers=1)
+    bad = (
+        b"POST /function HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer wrong\r\nContent-Length: {len(PING)}\r\n\r\n".encode()
+        + PING
+    )
+    good = (
+        b"POST /function HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(PING)}\r\n\r\n".encode()
+        + PING
+    )
+    # A keep-alive client that sends its next request at once: the 401 (decided on
+    # the header, the body never read) closes the connection; nothing after it is served.
+    sock = raw(server)
+    sock.sendall(bad + good)
+    status, headers, error = answer(read_response(sock))
+    assert status == 401 and error["errors"][0]["code"] == "unauthorized"
+    assert headers["Connection"] == "close"
+    assert closed_by_server(sock)
+    sock.close()
+    # A client that reads each answer first (a pooled HTTP client) reconnects and is served.
+    with requests.Session() as session:
+        refused = session.post(
+            server.url + "/function",
+            data=PING,
+            headers={"Authorization": "Bearer wrong", "Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert refused.status_code == 401 and refused.headers["Connection"] == "close"
+        served = session.post(
+            server.url + "/function",
+            data=PING,
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert served.status_code == 200, served.text
+        assert served.headers["Connection"] == "keep-alive"  # a body read to its end keeps it
+
+
+def test_new_connections_past_the_shed_mark_get_503_overloaded(start_gateway):
+    # 10 connections a worker: the tenth and later are answered 503 at once (gateway.worker.SHED_SHARE).
+    server = start_gateway(
+        dict(SMALL, WRAPGATE_WORKER_CONNECTIONS="10", WRAPGATE_HEADER_TIMEOUT="30"), workers=1
+    )
+    held = []
+    try:
+        for _ in range(9):  # mid-headers: not closed as idle keep-alive connections are
+            sock = raw(server)
+            sock.sendall(b"POST /function HTTP/1.1\r\nHost: ga")
+            held.append(sock)
+        shed = None
+        for _ in range(20):  # the worker accepts the held ones in its own time
+            sock = raw(server)
+            sock.sendall(b"GET /livez HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            response = read_response(sock)
+            sock.close()
+            if response.startswith(b"HTTP/1.1 503"):
+                shed = response
+                break
+            time.sleep(0.2)
+        assert shed is not None, "no connection was shed with 9 of 10 held"
+        status, headers, error = answer(shed)
+        assert error["errors"][0]["code"] == "overloaded"
+        assert headers["Retry-After"] == "1" and headers["Connection"] == "close"
+        assert "answering a new one 503 overloaded" in server.log()
+    finally:
+        for sock in held:
+            sock.close()
+    # Once the held connections go, the worker serves again.
+    wait_until(lambda: _served(server), 15, 0.2, "a served probe")
+
+
+def _served(server) -> bool:
+    response = probe(server)[0]
+    return response is not None and response.status_code == 200

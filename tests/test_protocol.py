@@ -512,7 +512,20 @@ def test_unknown_route_is_404(gateway):
 def test_wrong_method_is_405(gateway):
     r = requests.get(gateway.url + "/function")
     assert r.status_code == 405 and errors(r)[0]["code"] == "method_not_allowed"
-    assert "POST" in r.headers["Allow"]
+    assert r.headers["Allow"] == "OPTIONS, POST"
+    r = requests.put(gateway.url + "/")
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD, OPTIONS"  # sorted, every time
+
+
+@pytest.mark.parametrize(
+    "path, methods", [("/function", ["OPTIONS", "POST"]), ("/", ["GET", "HEAD", "OPTIONS"])]
+)
+def test_options_answers_the_allowed_methods_in_json(gateway, path, methods):
+    r = requests.options(gateway.url + path)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/json"  # not an empty text/html page
+    assert r.json() == {"allow": methods}
+    assert r.headers["Allow"] == ", ".join(methods)
 
 
 def test_body_over_the_limit_is_413(gateway):
