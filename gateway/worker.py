@@ -90,6 +90,10 @@ class _IdleWait:
         self.connection = worker.connections.get(self.greenlet)
         if self.connection is not None and not self.connection.served:
             seconds = self.connection.header_timeout
+        elif self.connection is not None and not worker.alive:
+            # A drain began while the last response went out (handle_request yields after
+            # it) and closed the idle connections already: this one closes at once too.
+            seconds = 0
         elif worker.busy():
             seconds = min(BUSY_KEEPALIVE, worker.cfg.keepalive)
         else:
@@ -145,6 +149,15 @@ class WrapgateWorker(GeventWorker):
             return super().handle(listener, connection, addr)
         finally:
             self.connections.pop(greenlet, None)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        super().handle_request(listener_name, req, sock, addr)
+        # The response is out and the connection is kept: let every other ready greenlet
+        # run before this one reads its next request. Without it, a client whose next
+        # request is already buffered is served back to back (a gevent socket's recv and
+        # send do not yield when they need not wait), and the worker's other keep-alive
+        # connections wait their turn for 100-600 ms (issue 17).
+        gevent.sleep(0)
 
     def _shed(self, client) -> None:
         self.log.warning(
