@@ -68,6 +68,41 @@ def test_extra_fields_of_any_type_are_masked_and_the_line_stays_json():
     assert line["obj"] == "opaque ********"
 
 
+def test_flat_lines_are_masked_in_keys_values_and_numbers_and_kept_exact_otherwise():
+    # Flat lines (strings, numbers, bools, None) take a fast path: it must mask the same.
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream)
+    logs.reset()
+    logs.bind(request_id="req-flat", connection_id="conn-9")
+    logs.bind_scrubber(Scrubber(["Flat-Secret-66", "80412345"]))
+    try:
+        log = logging.getLogger("test.plugin")
+        log.info(
+            "plain",
+            extra={"n": 3, "ratio": 0.731, "ok": True, "none": None, "big": 2**40, "nan": float("nan")},
+        )
+        log.info("value", extra={"why": "refused Flat-Secret-66"})
+        log.info("key", extra={"Flat-Secret-66": 1})
+        log.info("number", extra={"account": 180412345, "share": 80412345.5})
+        log.info("message %s", "Flat-Secret-66")
+    finally:
+        logs.reset()
+    plain, value, key, number, message = _lines(stream)
+    assert {k: plain[k] for k in ("n", "ratio", "ok", "none", "big", "nan")} == {
+        "n": 3,
+        "ratio": 0.731,
+        "ok": True,
+        "none": None,
+        "big": 2**40,
+        "nan": None,
+    }
+    assert plain["request_id"] == "req-flat" and plain["connection_id"] == "conn-9"
+    assert value["why"] == "refused ********"
+    assert "********" in key and "Flat-Secret-66" not in stream.getvalue()
+    assert number["account"] == "********" and number["share"] == "********"
+    assert message["message"] == "message ********"
+
+
 def test_records_outside_any_call_are_masked_with_recent_secrets():
     """A plugin's background thread has no call context: the secrets of recent calls are masked."""
     import threading
