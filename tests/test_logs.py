@@ -3,6 +3,9 @@
 import io
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 from gateway import logs
 from gateway.scrub import Scrubber
@@ -181,3 +184,44 @@ def test_captured_output_becomes_masked_json_lines(monkeypatch):
     assert "Printed-Secret-99" not in stream.getvalue()
     # Nothing reached the original streams.
     assert sys.stdout.original.getvalue() == "" and sys.stderr.original.getvalue() == ""
+
+
+# gunicorn's logger as config/gunicorn.conf.py sets it up, asked for one access line;
+# prints how many times it built the line's atoms.
+_ACCESS = """
+import datetime, runpy, sys
+from gunicorn.config import Config
+cfg = Config()
+for name, value in runpy.run_path("config/gunicorn.conf.py").items():
+    if name in cfg.settings:
+        cfg.set(name, value)
+if len(sys.argv) > 1:
+    cfg.set("accesslog", sys.argv[1])
+log = cfg.logger_class(cfg)
+built = []
+log.atoms = lambda *args: built.append(args) or {}
+log.access(None, None, {}, datetime.timedelta(0))
+print(len(built))
+"""
+
+
+def test_gunicorn_builds_no_access_line_of_its_own_unless_accesslog_is_set(tmp_path):
+    # The JSON log format gives gunicorn a logconfig_dict, which made it build every
+    # request's access atoms (about 20 us) for a logger that writes nowhere.
+    root = Path(__file__).resolve().parent.parent
+    env = {"PATH": "/usr/bin:/bin", "WRAPGATE_LOG_FORMAT": "json"}
+
+    def built(*args):
+        out = subprocess.run(
+            [sys.executable, "-c", _ACCESS, *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.split()[-1])
+
+    assert built() == 0
+    assert built(str(tmp_path / "access.log")) == 1  # asked for: gunicorn's line as before
