@@ -165,6 +165,8 @@ class WrapgateWorker(GeventWorker):
 
     def handle_request(self, listener_name, req, sock, addr):
         super().handle_request(listener_name, req, sock, addr)
+        if isinstance(sock, connections.Connection):
+            sock.flush()  # a response without a body: its held head goes now
         # The response is out and the connection is kept: let every other ready greenlet
         # run before this one reads its next request. Without it, a client whose next
         # request is already buffered is served back to back (a gevent socket's recv and

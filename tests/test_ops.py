@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from openapi_spec_validator import validate
-from support import TOKEN, post, wait_until
+from support import TOKEN, next_response, post, wait_until
 
 
 def kit_call(url, function="kit.ping", options=None, **headers):
@@ -267,24 +267,6 @@ def _livez_request(port):
     return f"GET /livez HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
 
 
-def _read_response(sock, buffered=b""):
-    """One HTTP response off ``sock`` (with Content-Length): its status line, and the bytes after it."""
-    data = buffered
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"connection closed mid-response: {data!r}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    length = int(
-        next(ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")).split(b":")[1]
-    )
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed mid-body"
-        rest += chunk
-    return head.split(b"\r\n", 1)[0], rest[length:]
-
-
 def test_keep_alive_connections_are_served_in_turn(start_gateway):
     # A gevent socket's recv does not yield when data is there: a keep-alive connection whose
     # next request is already buffered was served back to back while the worker's other
@@ -301,11 +283,11 @@ def test_keep_alive_connections_are_served_in_turn(start_gateway):
         for sock in (hog, other):  # both connections served once, now waiting in keep-alive
             sock.settimeout(30)
             sock.sendall(request)
-            assert _read_response(sock)[0] == b"HTTP/1.1 200 OK"
+            assert next_response(sock)[0] == b"HTTP/1.1 200 OK"
         hog.sendall(request * queued)
         early = hog.recv(65536)  # the worker is at the queue now
         other.sendall(request)
-        assert _read_response(other)[0] == b"HTTP/1.1 200 OK"
+        assert next_response(other)[0] == b"HTTP/1.1 200 OK"
         # What the hog has been sent by the time the other request was answered (loopback
         # delivers a send at once; 400 answers fit in its receive buffer).
         hog.setblocking(False)
@@ -320,7 +302,7 @@ def test_keep_alive_connections_are_served_in_turn(start_gateway):
         hog.settimeout(30)
         rest, answered = early, 0
         while answered < queued:
-            status, rest = _read_response(hog, rest)
+            status, _, _, rest = next_response(hog, rest)
             assert status == b"HTTP/1.1 200 OK"
             answered += 1
 
