@@ -41,12 +41,16 @@ from . import serialize
 MIN_BODY_RATE = 16 * 1024
 #: Longest a closing connection drains unread request bytes before it is closed anyway.
 LINGER_SECONDS = 10.0
+#: A response head is sent in one piece with a body up to this size (see Connection.sendall).
+COALESCE_BYTES = 64 * 1024
 
 IDLE, HEADERS, BODY, CLOSED = "idle", "headers", "body", "closed"
 
 
 class Connection:
     """A client socket that keeps its phase's timeout. Everything else is the socket's."""
+
+    _head = b""  # a response head held for the body after it (sendall)
 
     def __init__(self, sock: Any, header_timeout: float, body_timeout: float, linger_bytes: int):
         self._sock = sock
@@ -60,7 +64,34 @@ class Connection:
         self._body_bytes = 0
 
     def __getattr__(self, name: str) -> Any:
+        # Any other use of the socket (send, shutdown, setblocking...) comes after the held head.
+        if self._head:
+            self.flush()
         return getattr(self._sock, name)
+
+    # -- writes --------------------------------------------------------------------
+
+    def sendall(self, data: Any, *args: Any) -> None:
+        """gunicorn writes a response's head and its body in two sends: two syscalls, and
+        two segments for the client's delayed ACK to meet. A final response's head is held
+        and goes out with the body after it when that is at most :data:`COALESCE_BYTES`;
+        anything else on the socket (:meth:`flush`, a read, a close) sends it first."""
+        head = self._head
+        if head:
+            self._head = b""
+            if len(data) <= COALESCE_BYTES:
+                return self._sock.sendall(head + bytes(data), *args)
+            self._sock.sendall(head)
+        elif not args and _is_final_head(data):
+            self._head = bytes(data)
+            return None
+        return self._sock.sendall(data, *args)
+
+    def flush(self) -> None:
+        """Send a held response head (:meth:`sendall`)."""
+        head, self._head = self._head, b""
+        if head:
+            self._sock.sendall(head)
 
     # -- phases, moved by the worker's wait for the next request ---------------
 
@@ -84,6 +115,8 @@ class Connection:
     # -- reads -------------------------------------------------------------------
 
     def recv(self, size: int, *args: Any) -> bytes:
+        if self._head:
+            self.flush()
         if self.phase == CLOSED:
             return b""  # a timed-out body: the parser sees the end of the stream
         if self.phase != BODY:
@@ -115,6 +148,11 @@ class Connection:
         return data
 
     def close(self) -> None:
+        if self._head:
+            try:
+                self.flush()
+            except OSError:
+                pass  # the client is gone: the close below is all that is left to do
         if self.phase in (BODY, CLOSED):
             # A response was written: unread request bytes must not turn into a reset.
             util.close_graceful(self._sock, timeout=LINGER_SECONDS, max_drain=self.linger_bytes)
@@ -123,6 +161,16 @@ class Connection:
 
 
 _STATUS_LINE = re.compile(rb"^HTTP/1\.[01] (\d{3}) ([^\r\n]*)")
+
+
+def _is_final_head(data: Any) -> bool:
+    """Whether ``data`` is a whole response head of a final (not 1xx) status."""
+    return (
+        isinstance(data, bytes)
+        and data.startswith(b"HTTP/1.")
+        and data.endswith(b"\r\n\r\n")
+        and data[9:10] != b"1"
+    )
 
 
 class _Capture:

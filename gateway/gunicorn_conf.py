@@ -86,6 +86,8 @@ keepalive = int(settings.keepalive)
 # -- Logging --------------------------------------------------------------------
 # No access log: the app writes one JSON line per request with far more in it.
 accesslog = None
+# gunicorn's logger, minus the access line it would build for nothing (gateway.worker).
+logger_class = "gateway.worker.GunicornLogger"
 errorlog = "-"
 loglevel = settings.log_level.lower()
 # gunicorn's own lines (boot, worker exits, timeouts) in the app's JSON format, so a

@@ -165,6 +165,10 @@ class Scrubber:
         parts.append(text[position:])
         return "".join(parts)
 
+    def finds(self, text: str) -> bool:
+        """Whether any form of a secret occurs in ``text``."""
+        return self._automaton is not None and bool(self._automaton.find_matches_as_indexes(text))
+
     def scrub_value(self, value: Any) -> Any:
         """A copy of ``value`` with every string masked: dict keys and values, list
         items, and numbers whose digits are a secret. Other objects are returned as is."""

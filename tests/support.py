@@ -128,3 +128,26 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+def next_response(
+    sock, buffered: bytes = b"", bodiless: bool = False
+) -> tuple[bytes, dict[bytes, bytes], bytes, bytes]:
+    """One response with a ``Content-Length`` (or none: a 1xx; ``bodiless`` for a HEAD's)
+    off a kept-alive ``sock``, ``buffered`` being bytes already read: its status line,
+    header fields, body, and the bytes read past it (the next responses')."""
+    data = buffered
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-head: {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    fields = dict(line.split(b": ", 1) for line in lines)
+    informational = status.startswith(b"HTTP/1.1 1")
+    length = 0 if bodiless or informational else int(fields.get(b"Content-Length", 0))
+    while len(rest) < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, "connection closed mid-body"
+        rest += chunk
+    return status, fields, rest[:length], rest[length:]

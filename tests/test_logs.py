@@ -3,6 +3,9 @@
 import io
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 from gateway import logs
 from gateway.scrub import Scrubber
@@ -66,6 +69,41 @@ def test_extra_fields_of_any_type_are_masked_and_the_line_stays_json():
     (line,) = _lines(stream)
     assert line["leak"] == "********" and line["nested"] == {"l": ["a ********"]}
     assert line["obj"] == "opaque ********"
+
+
+def test_flat_lines_are_masked_in_keys_values_and_numbers_and_kept_exact_otherwise():
+    # Flat lines (strings, numbers, bools, None) take a fast path: it must mask the same.
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream)
+    logs.reset()
+    logs.bind(request_id="req-flat", connection_id="conn-9")
+    logs.bind_scrubber(Scrubber(["Flat-Secret-66", "80412345"]))
+    try:
+        log = logging.getLogger("test.plugin")
+        log.info(
+            "plain",
+            extra={"n": 3, "ratio": 0.731, "ok": True, "none": None, "big": 2**40, "nan": float("nan")},
+        )
+        log.info("value", extra={"why": "refused Flat-Secret-66"})
+        log.info("key", extra={"Flat-Secret-66": 1})
+        log.info("number", extra={"account": 180412345, "share": 80412345.5})
+        log.info("message %s", "Flat-Secret-66")
+    finally:
+        logs.reset()
+    plain, value, key, number, message = _lines(stream)
+    assert {k: plain[k] for k in ("n", "ratio", "ok", "none", "big", "nan")} == {
+        "n": 3,
+        "ratio": 0.731,
+        "ok": True,
+        "none": None,
+        "big": 2**40,
+        "nan": None,
+    }
+    assert plain["request_id"] == "req-flat" and plain["connection_id"] == "conn-9"
+    assert value["why"] == "refused ********"
+    assert "********" in key and "Flat-Secret-66" not in stream.getvalue()
+    assert number["account"] == "********" and number["share"] == "********"
+    assert message["message"] == "message ********"
 
 
 def test_records_outside_any_call_are_masked_with_recent_secrets():
@@ -146,3 +184,44 @@ def test_captured_output_becomes_masked_json_lines(monkeypatch):
     assert "Printed-Secret-99" not in stream.getvalue()
     # Nothing reached the original streams.
     assert sys.stdout.original.getvalue() == "" and sys.stderr.original.getvalue() == ""
+
+
+# gunicorn's logger as config/gunicorn.conf.py sets it up, asked for one access line;
+# prints how many times it built the line's atoms.
+_ACCESS = """
+import datetime, runpy, sys
+from gunicorn.config import Config
+cfg = Config()
+for name, value in runpy.run_path("config/gunicorn.conf.py").items():
+    if name in cfg.settings:
+        cfg.set(name, value)
+if len(sys.argv) > 1:
+    cfg.set("accesslog", sys.argv[1])
+log = cfg.logger_class(cfg)
+built = []
+log.atoms = lambda *args: built.append(args) or {}
+log.access(None, None, {}, datetime.timedelta(0))
+print(len(built))
+"""
+
+
+def test_gunicorn_builds_no_access_line_of_its_own_unless_accesslog_is_set(tmp_path):
+    # The JSON log format gives gunicorn a logconfig_dict, which made it build every
+    # request's access atoms (about 20 us) for a logger that writes nowhere.
+    root = Path(__file__).resolve().parent.parent
+    env = {"PATH": "/usr/bin:/bin", "WRAPGATE_LOG_FORMAT": "json"}
+
+    def built(*args):
+        out = subprocess.run(
+            [sys.executable, "-c", _ACCESS, *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.split()[-1])
+
+    assert built() == 0
+    assert built(str(tmp_path / "access.log")) == 1  # asked for: gunicorn's line as before

@@ -2,6 +2,7 @@
 
 import json
 import signal
+import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from openapi_spec_validator import validate
-from support import TOKEN, post, wait_until
+from support import TOKEN, next_response, post, wait_until
 
 
 def kit_call(url, function="kit.ping", options=None, **headers):
@@ -260,6 +261,50 @@ def test_idle_keep_alive_connections_do_not_hold_up_shutdown(start_gateway):
     # Not the keep-alive (620 s) nor the graceful timeout (310 s): the idle connection was closed.
     assert time.monotonic() - started < 10
     session.close()
+
+
+def _livez_request(port):
+    return f"GET /livez HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+def test_keep_alive_connections_are_served_in_turn(start_gateway):
+    # A gevent socket's recv does not yield when data is there: a keep-alive connection whose
+    # next request is already buffered was served back to back while the worker's other
+    # connections waited (issue 17). A client pipelining many requests makes that certain
+    # (/livez, which never waits on anything, so only the worker's turn-taking yields):
+    # another connection's one request must be answered before the whole queue is.
+    server = start_gateway({"WRAPGATE_PLUGINS": "kit"}, workers=1)
+    queued = 400
+    request = _livez_request(server.port)
+    with (
+        socket.create_connection(("127.0.0.1", server.port)) as hog,
+        socket.create_connection(("127.0.0.1", server.port)) as other,
+    ):
+        for sock in (hog, other):  # both connections served once, now waiting in keep-alive
+            sock.settimeout(30)
+            sock.sendall(request)
+            assert next_response(sock)[0] == b"HTTP/1.1 200 OK"
+        hog.sendall(request * queued)
+        early = hog.recv(65536)  # the worker is at the queue now
+        other.sendall(request)
+        assert next_response(other)[0] == b"HTTP/1.1 200 OK"
+        # What the hog has been sent by the time the other request was answered (loopback
+        # delivers a send at once; 400 answers fit in its receive buffer).
+        hog.setblocking(False)
+        try:
+            while chunk := hog.recv(1 << 20):
+                early += chunk
+        except BlockingIOError:
+            pass
+        answered_first = early.count(b"HTTP/1.1 200 OK")
+        assert answered_first < queued, "the other connection waited for every queued request"
+        # Every queued request is still answered, in order, on its connection.
+        hog.settimeout(30)
+        rest, answered = early, 0
+        while answered < queued:
+            status, _, _, rest = next_response(hog, rest)
+            assert status == b"HTTP/1.1 200 OK"
+            answered += 1
 
 
 def test_worker_killed_in_a_call_is_replaced_and_the_gateway_serves_on(start_gateway):
