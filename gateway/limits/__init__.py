@@ -8,8 +8,9 @@ configured for that connection id, else the default (5, integrator.io's own).
 Backends count slots where the deployment needs them counted:
 
 * ``local`` - across every worker of one host, through the arbiter process the
-  gunicorn master starts (:mod:`gateway.limits.arbiter`); a slot is a socket,
-  so the kernel frees it when a worker dies. In a process without gunicorn
+  gunicorn master starts (:mod:`gateway.limits.arbiter`); a slot lives on a
+  socket of its worker (one a worker shares between its calls, or one per
+  permit), so the kernel frees it when a worker dies. In a process without gunicorn
   (``wrapgate call``, an embedded app) slots are counted in the process.
 * ``redis`` - across hosts, with leases that expire unless renewed
   (:mod:`gateway.limits.redis_backend`).

@@ -6,7 +6,9 @@ connecting to its Unix socket and sending ``ACQ <level> <key>``; the arbiter
 answers ``OK`` when a slot is free, in the order the requests came. The slot
 is held as long as that connection is open: a worker that finishes closes it,
 and a worker that dies (SIGKILL, OOM, segfault) has it closed by the kernel,
-so no slot ever leaks. The arbiter sleeps in ``select`` between events and
+so no slot ever leaks. A worker's event loop shares one connection between its
+calls instead (``MUX``, then ``A``/``H``/``R`` lines: :meth:`Arbiter._read_shared`),
+whose close frees every slot on it the same way. The arbiter sleeps in ``select`` between events and
 exits when the process that started it is gone.
 
 Two more requests keep a restart lossless: ``HOLD <level> <key>`` re-registers
@@ -45,13 +47,30 @@ HEALTH_FAILURES = 3
 
 
 class _Client:
-    __slots__ = ("buffer", "granted", "key", "level", "sock")
+    """A connection; on a one-slot connection also its one request (``ACQ``/``HOLD``)."""
+
+    __slots__ = ("buffer", "granted", "key", "leases", "level", "sock")
+
+    grant = b"OK\n"
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.buffer = b""
         self.key: str | None = None
         self.level = 0
+        self.granted = False
+        self.leases: dict[str, _Lease] | None = None  # a worker's shared connection (MUX)
+
+
+class _Lease:
+    """One request of a shared connection: ``A <id> <level> <key>``, granted with ``G <id>``."""
+
+    __slots__ = ("client", "grant", "granted", "key", "level", "sock")
+
+    def __init__(self, client: _Client, ident: str, level: int, key: str):
+        self.client, self.sock = client, client.sock
+        self.grant = f"G {ident}\n".encode()
+        self.level, self.key = level, key
         self.granted = False
 
 
@@ -62,8 +81,12 @@ class Arbiter:
         # Until then only HOLDs are granted: the slots running under a previous arbiter come back first.
         self.granting_after = time.monotonic() + reclaim
         self.selector = selectors.DefaultSelector()
-        self.running: dict[str, set[_Client]] = collections.defaultdict(set)
-        self.queues: dict[str, collections.deque[_Client]] = collections.defaultdict(collections.deque)
+        self.running: dict[str, set[_Client | _Lease]] = collections.defaultdict(set)
+        self.queues: dict[str, collections.deque[_Client | _Lease]] = collections.defaultdict(
+            collections.deque
+        )
+        # Shared connections a grant could not be written to: closed after the event at hand.
+        self.doomed: list[_Client] = []
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if os.path.exists(path):
             os.unlink(path)
@@ -82,11 +105,15 @@ class Arbiter:
                 reclaiming = False
                 for name in list(self.queues):
                     self._pump(name)
+                while self.doomed:
+                    self._drop(self.doomed.pop())
             for key, _ in self.selector.select(timeout=timeout):
                 if key.fileobj is self.listener:
                     self._accept()
                 else:
                     self._read(key.data)
+                while self.doomed:
+                    self._drop(self.doomed.pop())
             if self.parent is not None and os.getppid() != self.parent:
                 log.info("parent %s is gone; arbiter exits", self.parent)
                 return
@@ -110,6 +137,9 @@ class Arbiter:
         if not data:
             self._drop(client)
             return
+        if client.leases is not None:
+            self._read_shared(client, data)
+            return
         if client.key is not None:
             return  # nothing more is expected from a client once it asked
         client.buffer += data
@@ -117,7 +147,13 @@ class Arbiter:
             if len(client.buffer) > MAX_LINE:
                 self._drop(client)
             return
-        line = client.buffer.split(b"\n", 1)[0].decode("utf-8", "replace")
+        first, _, rest = client.buffer.partition(b"\n")
+        if first == b"MUX":
+            client.leases, client.buffer = {}, b""
+            if rest:
+                self._read_shared(client, rest)
+            return
+        line = first.decode("utf-8", "replace")
         if line == "PING":
             try:
                 client.sock.send(b"PONG\n")
@@ -143,31 +179,94 @@ class Arbiter:
         self.queues[client.key].append(client)
         self._pump(client.key)
 
-    def _drop(self, client: _Client) -> None:
-        self.selector.unregister(client.sock)
-        client.sock.close()
-        key = client.key
+    def _read_shared(self, client: _Client, data: bytes) -> None:
+        """Requests of a worker's shared connection, one a line: ``A <id> <level> <key>``
+        (queued, granted with ``G <id>``), ``H <id> <level> <key>`` (a slot held under a
+        previous arbiter: granted at once), ``R <id>`` (a slot given back, or a wait given
+        up). Closing the connection gives back every slot and wait of it."""
+        leases = client.leases
+        assert leases is not None
+        client.buffer += data
+        *lines, client.buffer = client.buffer.split(b"\n")
+        if len(client.buffer) > MAX_LINE:
+            self._drop(client)
+            return
+        for raw in lines:
+            parts = raw.decode("utf-8", "replace").split(" ", 3)
+            if len(parts) == 2 and parts[0] == "R":
+                lease = leases.pop(parts[1], None)
+                if lease is not None:
+                    self._forget(lease)
+                continue
+            if (
+                len(parts) != 4
+                or parts[0] not in ("A", "H")
+                or not parts[2].isdigit()
+                or int(parts[2]) < 1
+                or parts[1] in leases
+            ):
+                self._drop(client)
+                return
+            lease = leases[parts[1]] = _Lease(client, parts[1], int(parts[2]), parts[3])
+            if parts[0] == "H":
+                if not self._send(lease):
+                    return
+                lease.granted = True
+                self.running[lease.key].add(lease)
+            else:
+                self.queues[lease.key].append(lease)
+                self._pump(lease.key)
+
+    def _send(self, lease: _Client | _Lease) -> bool:
+        """Write a grant; a shared connection that cannot take it is closed (its worker
+        reconnects and re-registers what it holds), a one-slot one is dropped."""
+        try:
+            if lease.sock.send(lease.grant) == len(lease.grant):
+                return True
+        except OSError:
+            pass
+        if isinstance(lease, _Lease):
+            if lease.client not in self.doomed:
+                self.doomed.append(lease.client)
+        return False
+
+    def _forget(self, lease: _Client | _Lease) -> None:
+        """``lease`` no longer runs nor waits: its slot or place goes to the next in line."""
+        key = lease.key
         if key is None:
             return
-        if client.granted:
-            self.running[key].discard(client)
+        if lease.granted:
+            self.running[key].discard(lease)
         else:
             try:
-                self.queues[key].remove(client)
+                self.queues[key].remove(lease)
             except ValueError:
                 pass
         self._pump(key)
+
+    def _drop(self, client: _Client) -> None:
+        if client.sock.fileno() < 0:
+            return  # dropped already
+        self.selector.unregister(client.sock)
+        client.sock.close()
+        if client.leases is not None:
+            leases, client.leases = client.leases, {}
+            for lease in leases.values():
+                self._forget(lease)
+            return
+        self._forget(client)
 
     def _pump(self, key: str) -> None:
         running, queue = self.running[key], self.queues[key]
         while queue and len(running) < queue[0].level and time.monotonic() >= self.granting_after:
             client = queue.popleft()
-            try:
-                client.sock.send(b"OK\n")
-            except OSError:
-                # Gone before its grant: drop it without touching the slot count.
-                self.selector.unregister(client.sock)
-                client.sock.close()
+            if isinstance(client, _Lease) and client.client.sock.fileno() < 0:
+                continue  # its connection is closed
+            if not self._send(client):
+                if isinstance(client, _Client):
+                    # Gone before its grant: drop it without touching the slot count.
+                    self.selector.unregister(client.sock)
+                    client.sock.close()
                 continue
             client.granted = True
             running.add(client)

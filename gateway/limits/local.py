@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import itertools
 import logging
+import os
 import socket
+import sys
 import threading
 import time
+from typing import Any
 
 from .backend import BackendDown
 
@@ -15,7 +19,8 @@ log = logging.getLogger("gateway.limits")
 
 # One request line: "ACQ <level> <key>\n"; the arbiter answers "OK\n" when the
 # slot is granted. Holding the socket open holds the slot; closing it, or the
-# process dying, frees it.
+# process dying, frees it. The calls of a gevent worker's loop share one
+# connection instead (_Shared), whose close frees every slot on it.
 
 # How long a worker tries to reach an arbiter that is not there (being restarted).
 RECONNECT_SECONDS = 2.0
@@ -126,8 +131,13 @@ class ArbiterBackend:
 
     def __init__(self, path: str):
         self.path = path
+        self._shared: _Shared | None = None
 
-    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> _ArbiterLease | None:
+    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> Any:
+        if not brief:
+            shared = self._shared_here()
+            if shared is not None:
+                return shared.acquire(key, level, wait)
         wire = wire_key(key)
         deadline = time.monotonic() + wait
         while True:
@@ -142,6 +152,17 @@ class ArbiterBackend:
             if answer:
                 raise BackendDown(f"arbiter at {self.path} answered {answer!r}")
             # The arbiter went away while we waited: ask the one the master starts next.
+
+    def _shared_here(self) -> _Shared | None:
+        """The connection the calls of this process's event loop share (a gevent worker's
+        main thread); None elsewhere (no gevent, another thread, whose hub cannot use it)."""
+        gevent = sys.modules.get("gevent")
+        if gevent is None or not gevent.monkey.is_module_patched("socket"):
+            return None
+        shared = self._shared
+        if shared is None or shared.pid != os.getpid():
+            shared = self._shared = _Shared(self, gevent.get_hub())
+        return shared if gevent.get_hub() is shared.hub else None
 
     def _answer(self, sock: socket.socket, deadline: float) -> bytes | None:
         """The arbiter's answer; None when ``deadline`` passed first."""
@@ -270,3 +291,151 @@ class _ArbiterLease:
                 except OSError:
                     pass
                 sock.close()
+
+
+class _Shared:
+    """One arbiter connection for every call of a gevent worker's event loop.
+
+    A connection per call cost a socket, a connect, an accept and a close on both
+    sides, and a watcher for each running call. Here the worker sends ``MUX`` once,
+    then ``A <id> <level> <key>`` per call (granted with ``G <id>``) and ``R <id>``
+    when the call ends or gives up waiting. Closing the connection (or the worker
+    dying) gives back all of its slots, as before. Should the arbiter die, the
+    reader re-registers every running slot with the restarted one (``H``) and
+    asks again for every call still waiting, so the level holds across the restart.
+    """
+
+    def __init__(self, backend: ArbiterBackend, hub: Any):
+        self.backend, self.hub, self.pid = backend, hub, os.getpid()
+        self.sock: socket.socket | None = None
+        self._ids = itertools.count()
+        self._lock = threading.Lock()  # gevent's: one greenlet connects or writes at a time
+        # id -> (granted, its request, its re-registration once granted)
+        self.waiting: dict[str, tuple[threading.Event, bytes, bytes]] = {}
+        self.held: dict[str, tuple[bytes, str]] = {}  # id -> (re-registration, connection id)
+
+    def acquire(self, key: str, level: int, wait: float) -> _SharedLease | None:
+        ident = str(next(self._ids))
+        wire = wire_key(key)
+        granted = threading.Event()
+        request, hold = f"A {ident} {level} {wire}\n".encode(), f"H {ident} {level} {wire}\n".encode()
+        self.waiting[ident] = (granted, request, hold)
+        deadline = time.monotonic() + wait
+        try:
+            self._write(request, sent_on_connect=True)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                if granted.wait(min(remaining, HEALTH_AFTER)):
+                    del self.waiting[ident]
+                    self.held[ident] = (hold, key)
+                    return _SharedLease(self, ident)
+                if deadline - time.monotonic() > 0 and not self.backend._responsive():
+                    raise BackendDown(f"arbiter at {self.backend.path} does not answer (hung?)")
+        except BaseException:
+            self._give_up(ident)
+            raise
+        self._give_up(ident)  # a grant racing this is given back by the arbiter on R
+        return None
+
+    def _give_up(self, ident: str) -> None:
+        if self.waiting.pop(ident, None) is not None:
+            self._write_quietly(f"R {ident}\n".encode())
+
+    def release(self, ident: str) -> None:
+        if self.held.pop(ident, None) is not None:
+            self._write_quietly(f"R {ident}\n".encode())
+
+    def _write(self, line: bytes, sent_on_connect: bool = False) -> None:
+        """Send ``line`` (``sent_on_connect``: a request :meth:`_connect` sends itself)."""
+        with self._lock:
+            sock = self.sock
+            if sock is None:
+                self._connect()
+                if sent_on_connect:
+                    return
+                sock = self.sock
+                assert sock is not None
+            try:
+                sock.sendall(line)
+            except OSError:
+                # The arbiter is gone: the reader reconnects and sends every request again.
+                self._lost(sock)
+
+    def _write_quietly(self, line: bytes) -> None:
+        """Give something back: with no connection there is nothing to give back to (the
+        arbiter freed the closed one's slots; a new connection registers only what is kept)."""
+        if self.sock is not None:
+            try:
+                self._write(line)
+            except BackendDown:
+                pass
+
+    def _connect(self) -> socket.socket:
+        """Connect (under the lock), register what this worker holds and waits for, start the reader."""
+        sock = self.backend._connect()
+        sock.settimeout(None)
+        lines = [b"MUX\n"]
+        lines += [line for line, _ in self.held.values()]
+        # A grant the waiting call has not taken yet counts as held.
+        lines += [hold if granted.is_set() else request for granted, request, hold in self.waiting.values()]
+        try:
+            sock.sendall(b"".join(lines))
+        except OSError as exc:
+            sock.close()
+            raise BackendDown(f"arbiter at {self.backend.path}: {exc}") from None
+        self.sock = sock
+        threading.Thread(target=self._read, args=(sock,), name="wrapgate-arbiter", daemon=True).start()
+        return sock
+
+    def _lost(self, sock: socket.socket) -> None:
+        if self.sock is sock:
+            self.sock = None
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the reader, which reconnects
+        except OSError:
+            pass
+
+    def _read(self, sock: socket.socket) -> None:
+        buffer = b""
+        while True:
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            *lines, buffer = (buffer + data).split(b"\n")
+            for line in lines:
+                entry = (
+                    self.waiting.get(line[2:].decode("ascii", "replace")) if line.startswith(b"G ") else None
+                )
+                if entry is not None:
+                    entry[0].set()
+        sock.close()
+        with self._lock:
+            if self.sock is sock:
+                self.sock = None
+            if self.sock is not None or not (self.held or self.waiting):
+                return
+            try:
+                self._connect()
+            except BackendDown:
+                for _, key in self.held.values():
+                    log.error(
+                        "the limiter arbiter is gone and no new one took back a running call's slot "
+                        "(connection %s): that call now runs uncounted",
+                        key,
+                    )
+                self.held.clear()  # waiting calls find the arbiter gone when they check on it
+
+
+class _SharedLease:
+    __slots__ = ("_ident", "_shared")
+
+    def __init__(self, shared: _Shared, ident: str):
+        self._shared, self._ident = shared, ident
+
+    def release(self) -> None:
+        self._shared.release(self._ident)
