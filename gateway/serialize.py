@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import decimal
-import gc
 from typing import Any
 
 import orjson
@@ -59,24 +58,6 @@ def utf16_length(payload: bytes) -> int:
     return characters + astral
 
 
-#: From this size on, the garbage collector is paused while a body is parsed.
-PAUSE_COLLECTOR_FROM = 32 * 1024
-
-
 def loads(data: bytes | str) -> Any:
-    """Parse a request body; raises ``ValueError`` (orjson.JSONDecodeError) on bad JSON.
-
-    The garbage collector is paused while a large body is parsed (and left as it
-    was: a collector someone else turned off stays off). JSON cannot make a cycle,
-    yet without the pause the thousands of lists and dicts of a large body (1,000
-    records: about 3,000) each count towards the next collection, which walks every
-    young object, the half-built body included, several times a parse (issue 17).
-    orjson holds the GIL for the whole parse, so no other thread runs while it is
-    paused."""
-    if len(data) < PAUSE_COLLECTOR_FROM or not gc.isenabled():
-        return orjson.loads(data)
-    gc.disable()
-    try:
-        return orjson.loads(data)
-    finally:
-        gc.enable()
+    """Parse a request body; raises ``ValueError`` (orjson.JSONDecodeError) on bad JSON."""
+    return orjson.loads(data)
