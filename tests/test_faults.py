@@ -175,6 +175,15 @@ def test_a_worker_past_its_memory_bound_is_replaced_after_its_calls(start):
     assert "above WRAPGATE_MAX_WORKER_MEMORY" in server.log()
 
 
+def test_a_worker_freezes_the_loaded_heap_and_still_collects(start):
+    server = start({"WRAPGATE_PLUGINS": "faulty"})
+    answer = ping(server, do="gc").json()
+    # The loaded gateway (tens of thousands of objects) is out of the collector's walks...
+    assert answer["frozen"] > 10_000, answer
+    # ...and the collector still runs for what calls create.
+    assert answer["collecting"] is True, answer
+
+
 def test_a_worker_is_replaced_after_max_requests_with_jitter_and_no_call_is_lost(start):
     server = start(
         {

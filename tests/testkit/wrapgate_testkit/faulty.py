@@ -4,6 +4,7 @@
 Used by tests/test_faults.py only (its own entry points, not support.ENTRY_POINTS).
 """
 
+import gc
 import os
 import sys
 import time
@@ -56,6 +57,8 @@ def wrapgate_ping(unencrypted):
     elif do == "greenlet_os_exit":
         # A greenlet on the worker's loop that ends the process with a halting status.
         _worker_hub.loop.run_callback_threadsafe(gevent.spawn_later, 0.2, os._exit, 3)
+    elif do == "gc":
+        return {"statusCode": 200, "frozen": gc.get_freeze_count(), "collecting": gc.isenabled()}
     elif do == "hoard":
         _hoard.append(bytearray(int(unencrypted.get("mib", 64)) * 1024 * 1024))
         return {"statusCode": 200, "pid": os.getpid()}
