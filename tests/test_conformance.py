@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
@@ -28,7 +29,8 @@ from support import ROOT, TESTKIT, Gunicorn, free_port, wait_until
 
 from wrapgate_testkit.reference import FUNCTIONS
 
-PEER = ROOT.parent / "shared" / "peer"
+# ../shared beside the checkout (the layout CI uses); WRAPGATE_SHARED_DIR for a checkout elsewhere.
+PEER = Path(os.environ.get("WRAPGATE_SHARED_DIR") or ROOT.parent / "shared") / "peer"
 MODULE = ROOT / "tests" / "peer" / "reference.js"
 TOKEN = "conformance-token"
 BEARER = "ott873f2beed978433997c42b4e5af05d9b"
