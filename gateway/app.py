@@ -8,9 +8,7 @@ side. Production runs ``gunicorn -c config/gunicorn.conf.py "gateway.app:create_
 from __future__ import annotations
 
 import logging
-import re
 import threading
-import time
 from dataclasses import dataclass, field
 
 from flask import Flask, Response, current_app, request
@@ -18,17 +16,17 @@ from flask.globals import request_ctx
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from . import config, limits, logs, metrics, serialize
+from . import access, answers, config, limits, logs, metrics, serialize
 from .auth import ClientAddress, FailedTokens, OpsAccess, TokenCheck
 from .calls import Gateway
 from .catalog_routes import bp as catalog_bp
 from .config import Settings
-from .errors import GatewayError, shape
+from .endpoint import FunctionEndpoint
+from .errors import GatewayError
 from .plugins import Registry
-from .routes import bp, new_request_id
+from .routes import bp
 
 log = logging.getLogger("gateway.app")
-access = logging.getLogger("gateway.access")
 
 
 @dataclass
@@ -97,89 +95,38 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     app.register_blueprint(catalog_bp)  # GET /plugins, POST /validate
     app.before_request(_begin)
     app.after_request(_access_log)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(GatewayError, _gateway_error)
-    app.register_error_handler(Exception, _unexpected_error)
+    # Flask picks the handler of the most specific class: each of the three answers alike.
+    app.register_error_handler(HTTPException, _error)
+    app.register_error_handler(GatewayError, _error)
+    app.register_error_handler(Exception, _error)
+    # POST /function, the route every call takes, is served without Flask's request machinery.
+    app.wsgi_app = FunctionEndpoint(app.wsgi_app, app.extensions["wrapgate"])  # type: ignore[method-assign]
     return app
 
 
-# Paths a balancer or a scraper polls every few seconds: no log line for them.
-_QUIET = frozenset(("/livez", "/readyz", "/metrics", "/openapi.json"))
-
-
 def _begin() -> None:
-    # One proxy lookup, not one per attribute (the proxy's method is untyped).
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    request_id = new_request_id()
-    req.environ["wrapgate.request_id"] = request_id
-    req.environ["wrapgate.started"] = time.perf_counter()
-    logs.reset()
-    logs.bind(request_id=request_id, traceid=req.headers.get("traceid"))
+    environ = request.environ
+    access.begin(environ, environ.get("HTTP_TRACEID"))
 
 
 def _access_log(response: Response) -> Response:
+    # One proxy lookup, not one per attribute (the proxy's method is untyped).
     req = request._get_current_object()  # type: ignore[attr-defined]
     route = req.url_rule.rule if req.url_rule is not None else "unmatched"
-    current_app.extensions["wrapgate"].metrics.http_request(route, response.status_code)
-    if req.path in _QUIET or not access.isEnabledFor(logging.INFO):
-        return response
-    started = req.environ.get("wrapgate.started")
-    access.info(
-        "%s %s %s",
-        req.method,
-        req.path,
-        response.status_code,
-        extra={
-            "method": req.method,
-            "path": req.path,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3) if started else None,
-            "response_bytes": response.content_length,
-        },
+    meter = current_app.extensions["wrapgate"].metrics
+    access.done(
+        meter, req.environ, req.method, req.path, route, response.status_code, response.content_length
     )
     return response
 
 
-def _json(exc: BaseException) -> Response:
-    status, body, headers = shape(exc)
-    logs.bind(error=body["errors"][0]["code"])
-    return Response(serialize.dumps(body), status=status, headers=headers, mimetype="application/json")
-
-
-def _code(exc: HTTPException) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", (exc.name or "error").lower()).strip("_")
-
-
-def _http_error(exc: HTTPException) -> Response:
-    """Werkzeug's HTTP errors (400, 404, 405, 413...) as the one JSON error shape."""
-    if exc.code is None or exc.code >= 500:
-        return _unexpected_error(exc)
-    headers = {k: _sorted_allow(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"}
-    message = exc.description or exc.name
-    if exc.code == 413:
-        limit = request.max_content_length
-        message = f"Request body exceeds the limit of {limit} bytes."
-    elif exc.code == 404:
-        message = f"No route {request.path}; the gateway serves POST /function."
-    elif exc.code == 405:
-        message = f"{request.method} is not allowed on {request.path}."
-    return _json(GatewayError(message, code=_code(exc), status=exc.code, headers=headers))
-
-
-def _sorted_allow(name: str, value: str) -> str:
-    # werkzeug lists a 405's methods in the order of a set: the same on every answer, sorted.
-    if name.lower() != "allow":
-        return value
-    return ", ".join(sorted(method.strip() for method in value.split(",")))
-
-
-def _gateway_error(exc: GatewayError) -> Response:
-    return _json(exc)
-
-
-def _unexpected_error(exc: Exception) -> Response:
-    request_id = request.environ.get("wrapgate.request_id", "")
-    logs.bind(error="internal_error")
-    log.error("unexpected failure serving %s %s", request.method, request.path, exc_info=exc)
-    message = f"The gateway failed unexpectedly; its log has request {request_id}."
-    return _json(GatewayError(message, code="internal_error", status=500))
+def _error(exc: Exception) -> Response:
+    """Any failure of a Flask route, as :func:`gateway.answers.for_error` shapes it."""
+    served = answers.Served(
+        request.method,
+        request.path,
+        request.environ.get("wrapgate.request_id", ""),
+        request.max_content_length,
+    )
+    status, body, headers = answers.for_error(exc, served)
+    return Response(body, status=status, headers=dict(headers), mimetype="application/json")

@@ -10,8 +10,9 @@ from flask import Blueprint, Response, current_app, request
 
 from . import catalog, serialize
 from .auth import presented_token
+from .endpoint import JSON, read_body
 from .errors import Unauthorized
-from .routes import JSON, _parse_body, state
+from .routes import state
 
 bp = Blueprint("wrapgate_catalog", __name__)
 
@@ -38,8 +39,9 @@ def validate() -> Response:
     """The body of a ``POST /function`` call, checked but not run: 200 with
     ``{"valid", "function", "errors"}`` listing every problem."""
     header = request.headers.get("Authorization")
-    body = None if header else _parse_body()
+    limit = request.max_content_length
+    body = None if header else read_body(request.environ, limit)
     _authorise(body)
     if body is None:
-        body = _parse_body()
+        body = read_body(request.environ, limit)
     return Response(serialize.dumps(catalog.validate(state().gateway, body)), mimetype=JSON)

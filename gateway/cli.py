@@ -105,8 +105,8 @@ def plugins(as_json: bool) -> None:
 @click.option("--max-response-size", type=int, default=0, help="maxResponseSize of the call.")
 def call(wire_name: str, options_file: Any, connector_id: str | None, max_response_size: int) -> None:
     """Run one function in-process (no HTTP) and print its JSON result or error."""
+    from .access import new_request_id
     from .calls import Gateway
-    from .routes import new_request_id
 
     settings = _settings(require_token=False)
     try:

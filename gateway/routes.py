@@ -1,23 +1,21 @@
 """HTTP routes: ``POST /function`` and the health probes.
 
-The route only speaks HTTP: it checks the system token, parses the body and
-hands it to :meth:`gateway.calls.Gateway.call`, which owns the call itself.
+``POST /function`` itself is served by :mod:`gateway.endpoint`, in front of
+Flask; the route here reaches the same :func:`gateway.endpoint.serve` for a
+path Flask normalises to it, and gives Flask the route's methods (``OPTIONS``, 405).
 """
 
 from __future__ import annotations
 
-import secrets
-
 from flask import Blueprint, Response, current_app, request
 
-from . import openapi, serialize
-from .auth import presented_token
-from .errors import GatewayError, Unauthorized
+from . import endpoint, openapi, serialize
+from .endpoint import JSON
+from .errors import GatewayError
 
 bp = Blueprint("wrapgate", __name__)
 
 _SUCCESS = serialize.dumps({"success": True})
-JSON = "application/json"
 
 
 def state():
@@ -25,45 +23,11 @@ def state():
     return current_app.extensions["wrapgate"]
 
 
-def new_request_id() -> str:
-    return secrets.token_hex(8)
-
-
 @bp.post("/function")
 def function() -> Response:
-    app_state = state()
-    header = request.headers.get("Authorization")
-    body = None
-    if header:
-        # The header alone decides: a wrong token is refused before a large body is parsed.
-        token = presented_token(header, None, request.args)
-    else:
-        body = _parse_body()
-        token = presented_token(None, body, request.args)
-    if not app_state.check_token(token, request.environ):
-        raise Unauthorized()
-    if body is None:
-        body = _parse_body()
-    answer = app_state.gateway.call(
-        body, request_id=request.environ["wrapgate.request_id"], trace_id=request.headers.get("traceid")
-    )
+    # Reached only for a path Flask normalises to /function: gateway.endpoint serves the route.
+    answer = endpoint.serve(state(), request.environ)
     return Response(answer.body, status=answer.status, headers=dict(answer.headers), mimetype=JSON)
-
-
-def _parse_body():
-    if request.mimetype != JSON:
-        # As the reference's JSON parser: a body of another type is not read at
-        # all (no token is taken from it, no field of it is seen).
-        return {}
-    data = request.get_data(cache=False)  # MAX_CONTENT_LENGTH applies: 413 past it
-    if not data.strip():
-        return {}
-    try:
-        return serialize.loads(data)
-    except ValueError as exc:
-        raise GatewayError(
-            f"Request body is not valid JSON: {exc}", code="invalid_json", status=400
-        ) from None
 
 
 @bp.get("/")

@@ -36,6 +36,49 @@ def test_unexpected_failure_is_a_shaped_500_without_a_traceback(monkeypatch, cap
     assert "request" in entry["message"]
 
 
+PING = {"diy": True, "function": "embedded.ping", "options": {}}
+CASES = {
+    "ok": dict(json=PING, headers={"Authorization": "Bearer t"}),
+    "token in the body": dict(json={**PING, "access_token": "t"}),
+    "token in the query": dict(json=PING, query_string={"access_token": "t"}),
+    "wrong token": dict(json=PING, headers={"Authorization": "Bearer nope"}),
+    "no token": dict(json=PING),
+    "not json": dict(data=b"{oops", content_type="application/json", headers={"Authorization": "Bearer t"}),
+    "json with parameters": dict(
+        data=b'{"diy": true, "function": "embedded.ping"}',
+        content_type="Application/JSON; charset=utf-8",
+        headers={"Authorization": "Bearer t"},
+    ),
+    "another type": dict(data=b"{}", content_type="text/plain", headers={"Authorization": "Bearer t"}),
+    "over the limit": dict(
+        data=b" " * 2048, content_type="application/json", headers={"Authorization": "Bearer t"}
+    ),
+    "no call": dict(json={"diy": True}, headers={"Authorization": "Bearer t"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_post_function_answers_alike_through_the_endpoint_and_through_flask(case):
+    # POST /function is served in front of Flask (gateway.endpoint); "//function" is
+    # normalised by werkzeug and reaches Flask's route, which must answer the same.
+    app = make_app(max_body_bytes=1024)
+    answers = []
+    for path in ("/function", "//function"):
+        r = app.test_client().post("/function", environ_overrides={"PATH_INFO": path}, **CASES[case])
+        answers.append((r.status, r.headers["Content-Type"], r.headers["Content-Length"], r.get_json()))
+    assert answers[0] == answers[1]
+    status = answers[0][0]
+    assert status.split()[0] in ("200", "400", "401", "413", "422"), status
+    metrics = app.extensions["wrapgate"].metrics.exposition()[0].decode()
+    code = status.split()[0]
+    assert f'wrapgate_http_requests_total{{route="/function",status="{code}"}} 2.0' in metrics
+
+
+def test_status_lines_are_werkzeugs():
+    r = make_app().test_client().post("/function", json={"diy": True}, headers={"Authorization": "Bearer t"})
+    assert r.status == "422 UNPROCESSABLE ENTITY"
+
+
 def test_apps_are_independent():
     # Two apps side by side, each with its own plugins and tokens (no module globals).
     first, second = make_app(), create_app(config.load({}, system_tokens=["u"]), Registry())
