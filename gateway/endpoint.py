@@ -33,6 +33,8 @@ from .errors import GatewayError, Unauthorized
 
 JSON = "application/json"
 _NO_QUERY: Mapping[str, str] = {}
+# Headers the endpoint sets from the body; a plugin's own give way.
+_OWN_HEADERS = frozenset(("content-type", "content-length"))
 
 
 def serve(state: Any, environ: dict[str, Any]) -> Answer:
@@ -101,15 +103,37 @@ class FunctionEndpoint:
             return self.app(environ, start_response)
         state = self.state
         request_id = access.begin(environ, environ.get("HTTP_TRACEID"))
+        served = answers.Served("POST", "/function", request_id, state.settings.max_body_bytes)
         try:
             answer = serve(state, environ)
+            status, headers = _wire(answer)
         except Exception as exc:  # noqa: BLE001 - every failure is answered, as Flask's handlers would
-            served = answers.Served("POST", "/function", request_id, state.settings.max_body_bytes)
             answer = answers.for_error(exc, served)
+            status, headers = _wire(answer)
         body = answer.body
-        access.done(state.metrics, environ, "POST", "/function", "/function", answer.status, len(body))
-        headers = list(answer.headers.items())
         headers.append(("Content-Type", JSON))
         headers.append(("Content-Length", str(len(body))))
-        start_response(answers.status_line(answer.status), headers)
+        access.done(state.metrics, environ, "POST", "/function", "/function", status, len(body))
+        start_response(answers.status_line(status), headers)
         return [body]
+
+
+def _wire(answer: Answer) -> tuple[int, list[tuple[str, str]]]:
+    """The status and headers of ``answer`` as werkzeug's ``Response`` would send them:
+    a plugin's error may carry a status as text (``"418"``) and header values that are
+    no text (``Retry-After: 5``); its own ``Content-Type``/``Content-Length`` give way to
+    the body's.
+
+    :raises ValueError: a status that is no number, a header with a line break in it
+        (answered as an unexpected failure, 500, as werkzeug refuses it).
+    """
+    status = int(answer.status)
+    headers = []
+    for name, value in answer.headers.items():
+        name, value = str(name), str(value)
+        if name.lower() in _OWN_HEADERS:
+            continue
+        if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+            raise ValueError(f"header {name!r} has a line break in it")
+        headers.append((name, value))
+    return status, headers
