@@ -100,3 +100,56 @@ def test_a_request_the_protocol_does_not_have_closes_the_connection(arbiter_path
     sock = shared(arbiter_path)
     sock.sendall(b"A 1 1 conn-a\n")
     assert lines(sock, 1) == ["G 1"]
+
+
+# The worker's side of the shared connection (gateway.limits.local._Shared), under
+# gevent as in a gunicorn worker: a subprocess, since gevent patches the interpreter.
+WORKER_SIDE = r"""
+from gevent import monkey
+
+monkey.patch_all()
+import sys, gevent, gevent.socket
+from gateway.limits.local import ArbiterBackend
+
+sends = []
+original = gevent.socket.socket.sendall
+
+
+def counted(self, data, *args):
+    sends.append(bytes(data))
+    return original(self, data, *args)
+
+
+gevent.socket.socket.sendall = counted
+backend = ArbiterBackend(sys.argv[1])
+running, most = 0, 0
+
+
+def call(n):
+    global running, most
+    for _ in range(5):
+        lease = backend.acquire("conn-x", 3, 10)
+        assert lease is not None
+        running += 1
+        most = max(most, running)
+        gevent.sleep(0.001)
+        running -= 1
+        lease.release()
+
+
+gevent.joinall([gevent.spawn(call, n) for n in range(40)], raise_error=True)
+lines = [line for data in sends for line in data.split(b"\n") if line[:2] in (b"A ", b"R ")]
+print(most, len(lines), len(sends))
+"""
+
+
+def test_a_worker_sends_its_queued_lines_together_and_keeps_the_level(arbiter_path):
+    out = subprocess.run(
+        [sys.executable, "-c", WORKER_SIDE, arbiter_path], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    most, lines, sends = map(int, out.stdout.split())
+    assert most == 3  # the level held, and reached: 40 callers of one connection
+    assert lines == 400  # an A and an R for each of the 200 calls, none lost, none twice
+    # Lines queued in the same turn of the loop leave together: a send per line was 400.
+    assert sends < lines / 2, (sends, lines)
