@@ -122,13 +122,16 @@ def counted(self, data, *args):
 
 gevent.socket.socket.sendall = counted
 backend = ArbiterBackend(sys.argv[1])
-running, most = 0, 0
+running, most, waits = 0, 0, []
+alone = backend.acquire("conn-alone", 1, 10, on_wait=lambda: waits.append("alone"))
+alone.release()
+assert waits == [], waits  # a free slot is granted within a round trip: no wait reported
 
 
 def call(n):
     global running, most
     for _ in range(5):
-        lease = backend.acquire("conn-x", 3, 10)
+        lease = backend.acquire("conn-x", 3, 10, on_wait=lambda: waits.append(n))
         assert lease is not None
         running += 1
         most = max(most, running)
@@ -139,7 +142,8 @@ def call(n):
 
 gevent.joinall([gevent.spawn(call, n) for n in range(40)], raise_error=True)
 lines = [line for data in sends for line in data.split(b"\n") if line[:2] in (b"A ", b"R ")]
-print(most, len(lines), len(sends))
+assert waits, "40 callers of a connection at level 3: some waited"
+print(most, len(lines) - 2, len(sends))
 """
 
 

@@ -125,3 +125,23 @@ def test_a_permit_not_freed_before_the_deadline_is_a_429():
                 raise AssertionError("a second permit at level 1")
         except ConcurrencyLimitExceeded as exc:
             assert exc.status == 429 and "1 requests in flight" in exc.message
+
+
+def test_only_a_request_that_waits_is_reported_as_waiting():
+    backend, waits = InProcessBackend(), []
+    held = backend.acquire("c", 1, 0, on_wait=lambda: waits.append("c"))
+    assert held is not None and waits == []  # granted at once: never waited
+    assert backend.acquire("c", 1, 0.05, on_wait=lambda: waits.append("c")) is None
+    assert waits == ["c"]  # queued, reported once, then gave up
+
+
+def test_redis_reports_a_wait_only_when_the_slot_is_not_free(redis_server):
+    # A real redis-server on loopback (tests/conftest.py).
+    from gateway.limits.redis_backend import RedisBackend
+
+    backend, waits = RedisBackend(redis_server.url, 30), []
+    held = backend.acquire("conn-wait", 1, 1, on_wait=lambda: waits.append(1))
+    assert held is not None and waits == []
+    assert backend.acquire("conn-wait", 1, 0.2, on_wait=lambda: waits.append(1)) is None
+    assert waits == [1]
+    held.release()

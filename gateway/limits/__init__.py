@@ -191,11 +191,19 @@ class Limiter:
 
     def _acquire(self, backend: Backend, key: str, level: int) -> Lease:
         wait = self.settings.limit_wait
-        self.notify("wrapgate_slot_waiting", connection_id=key, delta=1)
+        waited = False
+
+        def waiting() -> None:
+            # Only a call that really waits is reported: a slot granted at once is not.
+            nonlocal waited
+            waited = True
+            self.notify("wrapgate_slot_waiting", connection_id=key, delta=1)
+
         try:
-            lease = self._lease(backend, key, level, wait)
+            lease = self._lease(backend, key, level, wait, on_wait=waiting)
         finally:
-            self.notify("wrapgate_slot_waiting", connection_id=key, delta=-1)
+            if waited:
+                self.notify("wrapgate_slot_waiting", connection_id=key, delta=-1)
         if lease is None:
             self.notify("wrapgate_slot_rejected", connection_id=key)
             raise ConcurrencyLimitExceeded(
@@ -206,11 +214,17 @@ class Limiter:
         return lease
 
     def _lease(
-        self, backend: Backend, key: str, level: int, wait: float, brief: bool = False
+        self,
+        backend: Backend,
+        key: str,
+        level: int,
+        wait: float,
+        brief: bool = False,
+        on_wait: Callable[[], None] | None = None,
     ) -> Lease | None:
         """A slot of ``key`` from ``backend``, by the ``limiter_failure`` policy when it is down."""
         try:
-            return backend.acquire(key, level, wait, brief=brief)
+            return backend.acquire(key, level, wait, brief=brief, on_wait=on_wait)
         except BackendDown as exc:
             if self.settings.limiter_failure != "local" or self.fallback is None:
                 log.error("%s limiter unavailable, refusing the call: %s", backend.name, exc)
@@ -218,7 +232,7 @@ class Limiter:
                     "The concurrency limiter is unavailable; retry shortly.", headers={"Retry-After": "5"}
                 ) from None
             log.error("%s limiter unavailable, limiting in this process only: %s", backend.name, exc)
-            return self.fallback.acquire(key, level, wait, brief=brief)
+            return self.fallback.acquire(key, level, wait, brief=brief, on_wait=on_wait)
 
 
 class _Cap:

@@ -6,8 +6,12 @@ never imports the arbiter: gunicorn's master runs it as ``python -m``.)"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
+#: A request a service has not granted within this many seconds is waiting for a slot
+#: (a grant of a free slot comes back within a round trip, well under a millisecond).
+WAIT_REPORTED_AFTER = 0.005
 #: longest line of the arbiter's protocol (between the arbiter and its client), in bytes
 MAX_LINE = 1024
 
@@ -19,9 +23,21 @@ class Lease(Protocol):
 class Backend(Protocol):
     name: str
 
-    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> Lease | None:
+    def acquire(
+        self,
+        key: str,
+        level: int,
+        wait: float,
+        brief: bool = False,
+        on_wait: Callable[[], None] | None = None,
+    ) -> Lease | None:
         """A slot of ``key``, waiting at most ``wait`` seconds (None when none freed).
         Raises :class:`BackendDown` when the service that counts slots is unreachable.
+
+        ``on_wait``: called once, on the calling thread, when the slot is not granted at
+        once and the request waits (a backend that asks a service for it and cannot
+        tell a queued request from one on its way: when no grant came within
+        :data:`WAIT_REPORTED_AFTER`). A slot granted at once never calls it.
 
         ``brief``: the slot is held for one request to an external system (a request
         permit), from whatever thread the plugin runs on. The backend need not carry

@@ -11,9 +11,12 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from .backend import BackendDown
+from .backend import WAIT_REPORTED_AFTER, BackendDown
+
+OnWait = Callable[[], None] | None
 
 log = logging.getLogger("gateway.limits")
 
@@ -57,7 +60,9 @@ class InProcessBackend:
         self._lock = threading.Lock()
         self._keys: dict[str, _Slots] = {}
 
-    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> _InProcessLease | None:
+    def acquire(
+        self, key: str, level: int, wait: float, brief: bool = False, on_wait: OnWait = None
+    ) -> _InProcessLease | None:
         with self._lock:
             slots = self._keys.setdefault(key, _Slots())
             if not slots.queue and slots.in_use < level:
@@ -65,6 +70,8 @@ class InProcessBackend:
                 return _InProcessLease(self, key)
             waiter = _Waiter(level)
             slots.queue.append(waiter)
+        if on_wait is not None:
+            on_wait()
         waiter.event.wait(wait)
         with self._lock:
             if waiter.granted:
@@ -133,13 +140,15 @@ class ArbiterBackend:
         self.path = path
         self._shared: _Shared | None = None
 
-    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> Any:
+    def acquire(self, key: str, level: int, wait: float, brief: bool = False, on_wait: OnWait = None) -> Any:
         if not brief:
             shared = self._shared_here()
             if shared is not None:
-                return shared.acquire(key, level, wait)
+                return shared.acquire(key, level, wait, on_wait)
         wire = wire_key(key)
         deadline = time.monotonic() + wait
+        if on_wait is not None:
+            on_wait()  # a connection of its own per call, outside gevent: reported as it asks
         while True:
             sock = self._ask(f"ACQ {level} {wire}\n".encode())
             answer = self._answer(sock, deadline)
@@ -323,7 +332,7 @@ class _Shared:
         self.waiting: dict[str, tuple[threading.Event, bytes, bytes]] = {}
         self.held: dict[str, tuple[bytes, str]] = {}  # id -> (re-registration, connection id)
 
-    def acquire(self, key: str, level: int, wait: float) -> _SharedLease | None:
+    def acquire(self, key: str, level: int, wait: float, on_wait: OnWait = None) -> _SharedLease | None:
         ident = str(next(self._ids))
         wire = wire_key(key)
         granted = threading.Event()
@@ -332,14 +341,19 @@ class _Shared:
         deadline = time.monotonic() + wait
         try:
             self._write(request, sent_on_connect=True)
+            report = on_wait  # once no grant came within WAIT_REPORTED_AFTER
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                if granted.wait(min(remaining, HEALTH_AFTER)):
+                if granted.wait(min(remaining, HEALTH_AFTER if report is None else WAIT_REPORTED_AFTER)):
                     del self.waiting[ident]
                     self.held[ident] = (hold, key)
                     return _SharedLease(self, ident)
+                if report is not None:
+                    report()
+                    report = None
+                    continue
                 if deadline - time.monotonic() > 0 and not self.backend._responsive():
                     raise BackendDown(f"arbiter at {self.backend.path} does not answer (hung?)")
         except BaseException:

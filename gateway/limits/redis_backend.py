@@ -30,6 +30,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from .backend import BackendDown
@@ -153,7 +154,14 @@ class RedisBackend:
                 client = self._clients.setdefault(ident, client)
         return client
 
-    def acquire(self, key: str, level: int, wait: float, brief: bool = False) -> _RedisLease | None:
+    def acquire(
+        self,
+        key: str,
+        level: int,
+        wait: float,
+        brief: bool = False,
+        on_wait: Callable[[], None] | None = None,
+    ) -> _RedisLease | None:
         run, queue, qexp, seq, wake_prefix = _keys(key)
         lease_id = uuid.uuid4().hex
         wake = wake_prefix + lease_id
@@ -169,6 +177,9 @@ class RedisBackend:
                 if granted:
                     client.delete(wake)
                     return self._hold(key, lease_id, level, start_renewer=not brief)
+                if on_wait is not None:
+                    on_wait()
+                    on_wait = None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self._release(keys=[run, queue, qexp], args=[lease_id, level, wake_prefix], client=client)
