@@ -1,6 +1,7 @@
 """gateway.schemas, unit by unit: the reference's checks and their helpers."""
 
 import pytest
+from marshmallow import ValidationError
 
 from gateway.errors import InvalidRequest
 from gateway.schemas import (
@@ -65,3 +66,35 @@ def test_a_body_that_is_not_an_object_misses_everything():
     with pytest.raises(InvalidRequest) as caught:
         load_extension_options(ExtensionOptions(), [1, 2])
     assert len(caught.value.errors) == 3
+
+
+BODIES = [
+    {"diy": True, "function": "kit.ping", "options": {"a": 1}},
+    {"diy": 1, "function": "kit.ping", "options": {}, "access_token": "t", "newField": [1]},
+    {"_connectorId": "app", "function": "kit.ping", "options": {"x": None}, "type": "wrapper"},
+    {"_connectorId": "other", "function": "kit.ping", "options": {"x": None}},
+    {"diy": True, "function": "kit.ping", "options": {"a": 1}, "maxResponseSize": "100"},
+    {"diy": True, "function": "kit.ping", "options": {"a": 1}, "maxResponseSize": -1},
+    {"diy": True, "function": "kit.ping", "options": {"a": 1}, "maxResponseSize": 0},
+    {"diy": "", "function": "kit.ping", "options": {"a": 1}},
+    {"diy": True, "function": 7, "options": {"a": 1}},
+    {"diy": True, "function": "kit.ping", "options": []},
+    {"diy": True, "function": "kit.ping", "options": [1]},
+    {"diy": None, "function": None, "options": None, "type": None, "maxResponseSize": None},
+    {},
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize("serves_diy", [True, False])
+def test_the_fast_check_answers_as_marshmallows_load(body, serves_diy):
+    # load_extension_options skips marshmallow for a valid body: same result, same errors.
+    schema = ExtensionOptions(serves_diy=serves_diy, connector_ids={"app": ["kit"]})
+    try:
+        expected = schema.load(body)
+    except ValidationError as exc:
+        with pytest.raises(InvalidRequest) as refused:
+            load_extension_options(schema, body)
+        assert refused.value.errors == validation_entries(exc.messages)
+    else:
+        assert load_extension_options(schema, body) == expected == body
