@@ -134,6 +134,10 @@ class FailedTokens:
         self._lock = threading.Lock()
         self._counts: OrderedDict[str, list[float]] = OrderedDict()  # key -> [window start, count]
 
+    def counting(self) -> bool:
+        """Whether any address has a wrong token on record in this worker (rarely)."""
+        return bool(self.limit and self._counts)
+
     def refuse_if_blocked(self, address: str) -> None:
         if not self.limit:
             return
@@ -179,17 +183,26 @@ class TokenCheck:
         self._client = client or ClientAddress()
 
     def __call__(self, token: str | None, environ: Mapping[str, Any] | None = None) -> bool:
+        failures = self._failures
+        if failures is None or environ is None:
+            return self._matches(token)
         address = None
-        if self._failures is not None and environ is not None:
+        # The client's address is worked out (proxies, parsing) only when it is needed:
+        # some address has wrong tokens on record, or this token is wrong.
+        if failures.counting():
             address = self._client(environ)
-            self._failures.refuse_if_blocked(address)
+            failures.refuse_if_blocked(address)
+        matched = self._matches(token)
+        if not matched:
+            failures.failed(address if address is not None else self._client(environ))
+        return matched
+
+    def _matches(self, token: str | None) -> bool:
         matched = False
         if token:
             given = token.encode("utf-8", "surrogatepass")
             for known in self._tokens:  # no early exit: every token is compared
                 matched |= hmac.compare_digest(given, known)
-        if not matched and address is not None and self._failures is not None:
-            self._failures.failed(address)
         return matched
 
 
