@@ -58,7 +58,12 @@ def wrapgate_ping(unencrypted):
         # A greenlet on the worker's loop that ends the process with a halting status.
         _worker_hub.loop.run_callback_threadsafe(gevent.spawn_later, 0.2, os._exit, 3)
     elif do == "gc":
-        return {"statusCode": 200, "frozen": gc.get_freeze_count(), "collecting": gc.isenabled()}
+        return {
+            "statusCode": 200,
+            "frozen": gc.get_freeze_count(),
+            "collecting": gc.isenabled(),
+            "thresholds": gc.get_threshold(),
+        }
     elif do == "hoard":
         _hoard.append(bytearray(int(unencrypted.get("mib", 64)) * 1024 * 1024))
         return {"statusCode": 200, "pid": os.getpid()}
