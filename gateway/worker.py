@@ -350,7 +350,7 @@ class WrapgateWorker(GeventWorker):
 
 #: Allocations of containers between young collections (CPython's default is 700).
 #: Measured with import-1000 (bench.py, shipped configuration, alternating pairs):
-#: 7.8-8.5 -> 5.5-6.8 ms CPU a call, p99 59-84 -> 37-45 ms; ping and RSS unchanged.
+#: 7.8-8.8 -> 5.5-6.9 ms CPU a call, p99 56-100 -> 37-53 ms; ping and RSS unchanged.
 YOUNG_GENERATION = 20_000
 
 

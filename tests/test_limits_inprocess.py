@@ -3,6 +3,8 @@
 import threading
 import time
 
+import pytest
+
 from gateway.limits.local import InProcessBackend
 
 
@@ -145,3 +147,33 @@ def test_redis_reports_a_wait_only_when_the_slot_is_not_free(redis_server):
     assert backend.acquire("conn-wait", 1, 0.2, on_wait=lambda: waits.append(1)) is None
     assert waits == [1]
     held.release()
+
+
+def test_a_wait_reported_by_a_backend_that_then_fails_is_reported_once(tmp_path):
+    # The arbiter's client reports its wait as it asks, then finds no arbiter (a socket
+    # path nobody listens on: it retries for RECONNECT_SECONDS) and the in-process
+    # fallback queues the call again: one wait, not two, or the gauge never returns to 0.
+    from gateway import config
+    from gateway.errors import ConcurrencyLimitExceeded
+    from gateway.limits import Limiter
+    from gateway.limits.local import ArbiterBackend
+    from gateway.parsed import Connection
+
+    events = []
+    fallback = InProcessBackend()
+    settings = config.load({}, require_token=False, limit_wait=0.2, limiter_failure="local")
+    limiter = Limiter(
+        settings,
+        ArbiterBackend(str(tmp_path / "nobody.sock")),
+        fallback,
+        notify=lambda hook, **kw: events.append((hook, kw.get("delta"))),
+    )
+    held = fallback.acquire("conn-f", 1, 0)
+    try:
+        with pytest.raises(ConcurrencyLimitExceeded):
+            with limiter(Connection.parse({"_id": "conn-f", "concurrencyLevel": 1})):
+                pass
+    finally:
+        held.release()
+    waits = [delta for hook, delta in events if hook == "wrapgate_slot_waiting"]
+    assert waits == [1, -1], events

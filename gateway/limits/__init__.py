@@ -60,7 +60,7 @@ from ..errors import (
     LimiterUnavailable,
     Overloaded,
 )
-from .backend import Backend, BackendDown, Lease
+from .backend import Backend, BackendDown, Lease, OnWait
 from .local import ArbiterBackend, InProcessBackend
 
 if TYPE_CHECKING:
@@ -195,9 +195,11 @@ class Limiter:
 
         def waiting() -> None:
             # Only a call that really waits is reported: a slot granted at once is not.
+            # Once: the backend and then its fallback (the backend went down) may both call.
             nonlocal waited
-            waited = True
-            self.notify("wrapgate_slot_waiting", connection_id=key, delta=1)
+            if not waited:
+                waited = True
+                self.notify("wrapgate_slot_waiting", connection_id=key, delta=1)
 
         try:
             lease = self._lease(backend, key, level, wait, on_wait=waiting)
@@ -220,7 +222,7 @@ class Limiter:
         level: int,
         wait: float,
         brief: bool = False,
-        on_wait: Callable[[], None] | None = None,
+        on_wait: OnWait = None,
     ) -> Lease | None:
         """A slot of ``key`` from ``backend``, by the ``limiter_failure`` policy when it is down."""
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+#: Called once when a request for a slot has to wait (see :meth:`Backend.acquire`).
+OnWait = Callable[[], None] | None
 #: A request a service has not granted within this many seconds is waiting for a slot
 #: (a grant of a free slot comes back within a round trip, well under a millisecond).
 WAIT_REPORTED_AFTER = 0.005
@@ -29,7 +31,7 @@ class Backend(Protocol):
         level: int,
         wait: float,
         brief: bool = False,
-        on_wait: Callable[[], None] | None = None,
+        on_wait: OnWait = None,
     ) -> Lease | None:
         """A slot of ``key``, waiting at most ``wait`` seconds (None when none freed).
         Raises :class:`BackendDown` when the service that counts slots is unreachable.

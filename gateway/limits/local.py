@@ -11,12 +11,9 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from .backend import WAIT_REPORTED_AFTER, BackendDown
-
-OnWait = Callable[[], None] | None
+from .backend import WAIT_REPORTED_AFTER, BackendDown, OnWait
 
 log = logging.getLogger("gateway.limits")
 

@@ -30,10 +30,9 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
 from typing import Any
 
-from .backend import BackendDown
+from .backend import BackendDown, OnWait
 
 log = logging.getLogger("gateway.limits.redis")
 
@@ -155,12 +154,7 @@ class RedisBackend:
         return client
 
     def acquire(
-        self,
-        key: str,
-        level: int,
-        wait: float,
-        brief: bool = False,
-        on_wait: Callable[[], None] | None = None,
+        self, key: str, level: int, wait: float, brief: bool = False, on_wait: OnWait = None
     ) -> _RedisLease | None:
         run, queue, qexp, seq, wake_prefix = _keys(key)
         lease_id = uuid.uuid4().hex
