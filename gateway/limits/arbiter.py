@@ -8,8 +8,12 @@ is held as long as that connection is open: a worker that finishes closes it,
 and a worker that dies (SIGKILL, OOM, segfault) has it closed by the kernel,
 so no slot ever leaks. A worker's event loop shares one connection between its
 calls instead (``MUX``, then ``A``/``H``/``R`` lines: :meth:`Arbiter._read_shared`),
-whose close frees every slot on it the same way. The arbiter sleeps in ``select`` between events and
-exits when the process that started it is gone.
+whose close frees every slot on it the same way. A worker may keep a slot its call
+gave back for its next call of the same connection (:class:`gateway.limits.local._Shared`);
+when a request of that connection has to queue, the arbiter tells every connection
+holding its slots (``W <key>``), which then gives back what it keeps and every slot
+as its call ends, until the queue is empty (``F <key>``). The arbiter sleeps in
+``select`` between events and exits when the process that started it is gone.
 
 Two more requests keep a restart lossless: ``HOLD <level> <key>`` re-registers
 a slot a worker already holds (granted at once, it counts as running), and
@@ -87,6 +91,9 @@ class Arbiter:
         )
         # Shared connections a grant could not be written to: closed after the event at hand.
         self.doomed: list[_Client] = []
+        # key -> the shared connections told that a request of it waits (``W``), to be
+        # told when none waits any more (``F``).
+        self.told: dict[str, set[_Client]] = {}
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if os.path.exists(path):
             os.unlink(path)
@@ -183,7 +190,11 @@ class Arbiter:
         """Requests of a worker's shared connection, one a line: ``A <id> <level> <key>``
         (queued, granted with ``G <id>``), ``H <id> <level> <key>`` (a slot held under a
         previous arbiter: granted at once), ``R <id>`` (a slot given back, or a wait given
-        up). Closing the connection gives back every slot and wait of it."""
+        up). Closing the connection gives back every slot and wait of it.
+
+        The arbiter sends besides ``W <key>`` to a connection holding slots of ``key``
+        when a request of ``key`` queues, and ``F <key>`` once none is queued any more
+        (:meth:`_pump`): slots a worker keeps between its calls go back while anyone waits."""
         leases = client.leases
         assert leases is not None
         client.buffer += data
@@ -220,14 +231,23 @@ class Arbiter:
     def _send(self, lease: _Client | _Lease) -> bool:
         """Write a grant; a shared connection that cannot take it is closed (its worker
         reconnects and re-registers what it holds), a one-slot one is dropped."""
+        if isinstance(lease, _Lease):
+            return self._tell(lease.client, lease.grant)
         try:
-            if lease.sock.send(lease.grant) == len(lease.grant):
+            return lease.sock.send(lease.grant) == len(lease.grant)
+        except OSError:
+            return False
+
+    def _tell(self, client: _Client, line: bytes) -> bool:
+        """Write ``line`` to a shared connection; one that cannot take it whole is closed
+        after the event at hand (its worker reconnects and re-registers what it holds)."""
+        try:
+            if client.sock.send(line) == len(line):
                 return True
         except OSError:
             pass
-        if isinstance(lease, _Lease):
-            if lease.client not in self.doomed:
-                self.doomed.append(lease.client)
+        if client not in self.doomed:
+            self.doomed.append(client)
         return False
 
     def _forget(self, lease: _Client | _Lease) -> None:
@@ -270,6 +290,21 @@ class Arbiter:
                 continue
             client.granted = True
             running.add(client)
+        told = self.told.get(key)
+        if queue:
+            # A request waits: every worker holding a slot of key gives back the slots
+            # it keeps between calls, and each one its call ends, until told otherwise.
+            told = told if told is not None else self.told.setdefault(key, set())
+            line = f"W {key}\n".encode()
+            for holder in running:
+                if isinstance(holder, _Lease) and holder.client not in told:
+                    told.add(holder.client)
+                    self._tell(holder.client, line)
+        elif told is not None:
+            line = f"F {key}\n".encode()
+            for client in self.told.pop(key):
+                if client.sock.fileno() >= 0 and client not in self.doomed:
+                    self._tell(client, line)
         if not running and not queue:
             del self.running[key], self.queues[key]
 
