@@ -350,3 +350,40 @@ def test_slots_kept_on_a_lost_arbiter_connection_are_not_reused(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["refused", "granted"]
+
+
+def test_a_holder_whose_level_is_below_the_count_is_told_too(arbiter_path):
+    # Levels travel with each request: a connection's call may send a lower one. A worker
+    # keeping a level-1 slot while 2 run must not reuse it without asking.
+    one, two = shared(arbiter_path), shared(arbiter_path)
+    one.sendall(b"A 1 1 conn-m\n")
+    assert lines(one, 1) == ["G 1"]
+    two.sendall(b"A 1 3 conn-m\n")
+    assert lines(two, 2) == ["G 1", "W conn-m"]  # 2 run: one's level 1 is passed
+    assert lines(one, 1) == ["W conn-m"]
+    one.sendall(b"R 1\n")  # only level-3 slots left: nobody's level is passed any more
+    assert lines(one, 1) == ["F conn-m"]
+    assert lines(two, 1) == ["F conn-m"]
+
+
+def test_a_worker_slow_to_read_what_it_is_told_keeps_its_slots(arbiter_path):
+    # 400 requests of conn-d queue and leave while a worker holding its slot reads
+    # nothing: the W and F lines wait for it (closing its connection would free the
+    # slot of its running call, and a third request would run over the level).
+    slow, busy = shared(arbiter_path), shared(arbiter_path)
+    slow.sendall(b"A 1 1 conn-d\n")
+    assert lines(slow, 1) == ["G 1"]
+    for n in range(400):
+        busy.sendall(f"A {n} 1 conn-d\nR {n}\n".encode())
+    third = shared(arbiter_path)
+    third.sendall(b"A 1 1 conn-d\n")
+    assert nothing_more(third, 1.0)  # slow's slot still counts
+    data = b""
+    while data.count(b"\n") < 801:
+        chunk = slow.recv(65536)
+        assert chunk, "slow's connection was closed"
+        data += chunk
+    # every flip, then the third request's wait
+    assert data.decode().splitlines() == ["W conn-d", "F conn-d"] * 400 + ["W conn-d"]
+    slow.sendall(b"R 1\n")
+    assert grants(third, 1) == ["G 1"]

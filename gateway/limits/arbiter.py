@@ -48,12 +48,14 @@ RECLAIM_SECONDS = 1.5
 #: The master pings its arbiter this often; this many unanswered pings in a row restart it.
 HEALTH_INTERVAL = 2.0
 HEALTH_FAILURES = 3
+#: Bytes a shared connection may be behind in reading what it is sent before it is closed.
+MAX_OUTBOX = 1 << 20
 
 
 class _Client:
     """A connection; on a one-slot connection also its one request (``ACQ``/``HOLD``)."""
 
-    __slots__ = ("buffer", "granted", "key", "leases", "level", "sock")
+    __slots__ = ("buffer", "granted", "key", "leases", "level", "outbox", "sock")
 
     grant = b"OK\n"
 
@@ -64,6 +66,7 @@ class _Client:
         self.level = 0
         self.granted = False
         self.leases: dict[str, _Lease] | None = None  # a worker's shared connection (MUX)
+        self.outbox = b""  # lines for a shared connection its socket could not take yet
 
 
 class _Lease:
@@ -114,10 +117,13 @@ class Arbiter:
                     self._pump(name)
                 while self.doomed:
                     self._drop(self.doomed.pop())
-            for key, _ in self.selector.select(timeout=timeout):
+            for key, events in self.selector.select(timeout=timeout):
                 if key.fileobj is self.listener:
                     self._accept()
-                else:
+                    continue
+                if events & selectors.EVENT_WRITE:
+                    self._flush(key.data)
+                if events & selectors.EVENT_READ and key.data.sock.fileno() >= 0:
                     self._read(key.data)
                 while self.doomed:
                     self._drop(self.doomed.pop())
@@ -224,6 +230,7 @@ class Arbiter:
                     return
                 lease.granted = True
                 self.running[lease.key].add(lease)
+                self._pump(lease.key)  # requests of its key may wait: it is told so
             else:
                 self.queues[lease.key].append(lease)
                 self._pump(lease.key)
@@ -239,13 +246,40 @@ class Arbiter:
             return False
 
     def _tell(self, client: _Client, line: bytes) -> bool:
-        """Write ``line`` to a shared connection; one that cannot take it whole is closed
-        after the event at hand (its worker reconnects and re-registers what it holds)."""
+        """Write ``line`` to a shared connection. What its socket cannot take now waits in
+        its outbox for the socket to be writable: a worker whose loop is busy for a while
+        must not lose its slots (closing the connection would free those of its running
+        calls). A connection gone, or :data:`MAX_OUTBOX` behind, is closed after the event
+        at hand (its worker reconnects and re-registers what it holds)."""
+        if client.outbox:
+            if len(client.outbox) > MAX_OUTBOX:
+                return self._doom(client)
+            client.outbox += line
+            return True
         try:
-            if client.sock.send(line) == len(line):
-                return True
+            sent = client.sock.send(line)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
         except OSError:
-            pass
+            return self._doom(client)
+        if sent < len(line):
+            client.outbox = line[sent:]
+            self.selector.modify(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, client)
+        return True
+
+    def _flush(self, client: _Client) -> None:
+        try:
+            sent = client.sock.send(client.outbox)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._doom(client)
+            return
+        client.outbox = client.outbox[sent:]
+        if not client.outbox:
+            self.selector.modify(client.sock, selectors.EVENT_READ, client)
+
+    def _doom(self, client: _Client) -> bool:
         if client not in self.doomed:
             self.doomed.append(client)
         return False
@@ -270,6 +304,8 @@ class Arbiter:
         self.selector.unregister(client.sock)
         client.sock.close()
         if client.leases is not None:
+            for told in self.told.values():
+                told.discard(client)
             leases, client.leases = client.leases, {}
             for lease in leases.values():
                 self._forget(lease)
@@ -291,9 +327,11 @@ class Arbiter:
             client.granted = True
             running.add(client)
         told = self.told.get(key)
-        if queue:
-            # A request waits: every worker holding a slot of key gives back the slots
-            # it keeps between calls, and each one its call ends, until told otherwise.
+        # A request waits, or more run than one holder's level (levels travel with each
+        # request, and a call may send a lower one): every worker holding a slot of key
+        # gives back the slots it keeps between calls, and each one its call ends, until
+        # told otherwise; its next call asks, and waits its turn.
+        if queue or any(holder.level < len(running) for holder in running):
             told = told if told is not None else self.told.setdefault(key, set())
             line = f"W {key}\n".encode()
             for holder in running:

@@ -526,6 +526,8 @@ class _Shared:
                 data = b""
             if not data:
                 break
+            if self.sock is not sock:
+                break  # a new connection took over: what this one still says is moot
             *lines, buffer = (buffer + data).split(b"\n")
             for line in lines:
                 kind, rest = line[:2], line[2:].decode("utf-8", "replace")
@@ -555,10 +557,14 @@ class _Shared:
 
 
 class _SharedLease:
-    __slots__ = ("_ident", "_shared")
+    __slots__ = ("_done", "_ident", "_shared")
 
     def __init__(self, shared: _Shared, ident: str):
-        self._shared, self._ident = shared, ident
+        self._shared, self._ident, self._done = shared, ident, False
 
     def release(self) -> None:
-        self._shared.release(self._ident)
+        # Once: a kept slot's id is handed to the next call, whose slot a second
+        # release of this lease would give back.
+        if not self._done:
+            self._done = True
+            self._shared.release(self._ident)
