@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateway import logs
+from gateway import access, logs
 from gateway.scrub import Scrubber
 
 
@@ -104,6 +104,47 @@ def test_flat_lines_are_masked_in_keys_values_and_numbers_and_kept_exact_otherwi
     assert "********" in key and "Flat-Secret-66" not in stream.getvalue()
     assert number["account"] == "********" and number["share"] == "********"
     assert message["message"] == "message ********"
+
+
+def test_access_lines_are_records_of_their_logger_its_level_and_filters_apply():
+    # done() makes the record itself (no walk up the stack for the caller): the
+    # logger's level, its filters and the call's fields must still apply as info() would.
+    stream = io.StringIO()
+    logs.configure("INFO", "json", stream)
+    logger = logging.getLogger("gateway.access")
+
+    class Meter:
+        def http_request(self, route, status):
+            pass
+
+    def line(status):
+        environ = {}
+        access.begin(environ, "trace-7")
+        access.done(Meter(), environ, "POST", "/function", "/function", status, 18)
+
+    def drop_404(record):
+        return record.status != 404
+
+    level = logger.level
+    logger.addFilter(drop_404)
+    try:
+        line(200)
+        line(404)
+        logger.setLevel(logging.WARNING)
+        line(201)
+    finally:
+        logger.removeFilter(drop_404)
+        logger.setLevel(level)
+        logs.reset()
+    (only,) = _lines(stream)
+    assert only["message"] == "POST /function 200" and only["logger"] == "gateway.access"
+    assert (only["method"], only["path"], only["status"], only["response_bytes"]) == (
+        "POST",
+        "/function",
+        200,
+        18,
+    )
+    assert only["traceid"] == "trace-7" and len(only["request_id"]) == 16 and only["duration_ms"] >= 0
 
 
 def test_records_outside_any_call_are_masked_with_recent_secrets():
