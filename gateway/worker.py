@@ -32,6 +32,11 @@ It also keeps one worker's faults its own:
   exits 1 instead, and ``os._exit`` on a plugin call's thread is refused
   (the call answers 422).
 
+It takes its share of new connections, no more: one holding more client
+connections than a live sibling leaves the next to that sibling for up to 50 ms
+(:mod:`gateway.balance`), so that a client's pool of keep-alive connections is
+not piled on whichever worker happened to be running when it was opened.
+
 And it keeps the garbage collector's full passes cheap: once the app is loaded,
 everything alive (modules, the app, the plugins) is moved out of the collector's
 generations (:func:`gc.freeze`), so a call that parses a large body no longer
@@ -53,9 +58,10 @@ from typing import Any, NoReturn
 import gevent
 import greenlet
 from gunicorn import glogging, util
+from gunicorn.workers import ggevent
 from gunicorn.workers.ggevent import GeventWorker
 
-from . import connections, deadline, framing
+from . import balance, connections, deadline, framing
 
 MiB = 1024 * 1024
 #: gunicorn's master halts on these worker exit statuses (WORKER_BOOT_ERROR, APP_LOAD_ERROR).
@@ -149,9 +155,17 @@ class _IdleWait:
 
 class WrapgateWorker(GeventWorker):
     wsgi: Any  # the app, wrapped in gateway.framing.Framing once loaded (load_wsgi)
+    #: the server's table of workers' connections (gateway.balance), made by the master
+    _table: balance.Table | None = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        # In the master, before the fork: the worker's slot in the shared table.
+        table = WrapgateWorker._table
+        if table is None or table.owner != os.getpid():
+            table = WrapgateWorker._table = balance.Table()
+        index = table.claim(self)
+        self.balancer = balance.Balancer(table, index) if index is not None else None
         self.idle: dict = {}
         self.state: Any = None  # the app's gateway.app.State, once loaded
         self.connections: dict[Any, connections.Connection] = {}
@@ -245,6 +259,10 @@ class WrapgateWorker(GeventWorker):
         hub = gevent.get_hub()
         hub.handle_error = self._greenlet_error(hub.handle_error)
         gevent.spawn(self._watch)
+        if self.balancer is not None:
+            self.balancer.start()
+            # gunicorn's run() makes its servers from this name: ours accept through the balancer.
+            ggevent.StreamServer = balance.server_class(self.balancer)
         try:
             super().run()
         except SystemExit as exc:
@@ -280,7 +298,14 @@ class WrapgateWorker(GeventWorker):
 
         return handle
 
+    def notify(self):
+        super().notify()
+        if self.balancer is not None:
+            self.balancer.heartbeat()
+
     def handle_quit(self, sig, frame):
+        if self.balancer is not None:
+            self.balancer.withdraw()
         # gunicorn's quick stop raises SystemExit in a greenlet, which no longer ends
         # the worker (see _greenlet_error): end the main greenlet ourselves.
         self.alive = False
@@ -343,6 +368,8 @@ class WrapgateWorker(GeventWorker):
 
     def _stop_accepting(self) -> None:
         self.alive = False  # the run loop stops accepting; responses now close their connections
+        if self.balancer is not None:
+            self.balancer.withdraw()
         for waiting, timer in list(self.idle.items()):
             # Raising a Timeout(…, False) inside its own context ends it as if it expired.
             waiting.kill(timer, block=False)
