@@ -18,11 +18,13 @@ to accept a connection while it holds more than a live sibling leaves it to
 that sibling: it stops accepting and looks at the counts again every
 :data:`POLL` seconds, accepting again as soon as it is no longer the fuller one,
 and after :data:`DEFER` seconds accepts the next connection whatever the counts
-say. A connection therefore waits at most ``DEFER`` longer than it would have,
-and only when the workers are uneven and the emptier one does not take it at
-once; a sibling that is busy, hung or gone never holds one up for longer: one
-whose heartbeat is older than :data:`STALE` seconds counts for nothing, and a
-worker that stops accepting (drain, recycle, shutdown) withdraws at once.
+say. So a connection waits only when the workers are uneven and the emptier one
+does not take it at once, and then ``DEFER`` per connection queued before it
+(the k-th of a burst up to k times ``DEFER``, while a live sibling takes none).
+A sibling that stops accepting withdraws at once, whatever stops it (drain,
+recycle, ``max_requests``, shutdown: gunicorn's ``alive`` going false, see
+:class:`gateway.worker.WrapgateWorker`); one that hangs counts for nothing once
+its heartbeat is :data:`STALE` seconds old.
 
 Measured (``tests/test_balance.py`` does it with every core busy): bursts of 8
 connections split 4/4 in 10 of 10 (before: 8/0 in 9 of 20); 200 at once 100/100.
@@ -51,7 +53,8 @@ POLL = 0.001
 #: A sibling whose last heartbeat is older than this (seconds) is not counted.
 STALE = 3.0
 #: Workers a table has room for (gunicorn runs a few per core); one beyond them
-#: accepts as gevent does, unbalanced.
+#: accepts as gevent does, unbalanced. A reload (SIGHUP) runs the old and the new
+#: workers side by side for a moment: past 32 workers, some new ones go unbalanced.
 SLOTS = 64
 
 _SLOT = struct.Struct("=qqd")  # pid, connections held, heartbeat (time.monotonic, system-wide)
@@ -154,7 +157,10 @@ class BalancedServer(StreamServer):
     _until = 0.0
 
     def do_read(self) -> Any:
-        if not self._forced and self.balancer.should_leave():
+        # A forced accept is for the connection that waited; one arriving much later
+        # (the sibling took that one) is balanced again.
+        forced = self._forced and self.loop.now() < self._until + DEFER
+        if not forced and self.balancer.should_leave():
             # Leave it to the emptier sibling: stop accepting, and look again every
             # POLL seconds (accept again as soon as this worker is no longer the fuller
             # one); after DEFER, accept the next connection whatever the counts say, so

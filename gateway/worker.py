@@ -173,6 +173,32 @@ class WrapgateWorker(GeventWorker):
         self._busy_mark = max(1, int(self.worker_connections * BUSY_SHARE))
         self._shed_mark = max(1, int(self.worker_connections * SHED_SHARE))
 
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    @alive.setter
+    def alive(self, value: bool) -> None:
+        # gunicorn ends a worker by setting `alive` false, in more places than this class
+        # overrides (max_requests after a call, a changed parent...). Whichever it is, the
+        # worker accepts no more: its siblings stop leaving it connections now, and its idle
+        # keep-alive connections close (clients reconnect to a worker that serves) instead
+        # of holding its exit up for the keep-alive time.
+        was = getattr(self, "_alive", False)
+        self._alive = value
+        if was and not value:
+            balancer = getattr(self, "balancer", None)
+            if balancer is not None:
+                balancer.withdraw()
+            if getattr(self, "idle", None):
+                # Maybe in a signal handler: the loop does it, as gunicorn's handle_quit.
+                gevent.get_hub().loop.run_callback(self._close_idle_waits)
+
+    def _close_idle_waits(self) -> None:
+        for waiting, timer in list(self.idle.items()):
+            # Raising a Timeout(…, False) inside its own context ends it as if it expired.
+            waiting.kill(timer, block=False)
+
     def busy(self) -> bool:
         return len(self.connections) > self._busy_mark
 
@@ -304,8 +330,6 @@ class WrapgateWorker(GeventWorker):
             self.balancer.heartbeat()
 
     def handle_quit(self, sig, frame):
-        if self.balancer is not None:
-            self.balancer.withdraw()
         # gunicorn's quick stop raises SystemExit in a greenlet, which no longer ends
         # the worker (see _greenlet_error): end the main greenlet ourselves.
         self.alive = False
@@ -367,12 +391,9 @@ class WrapgateWorker(GeventWorker):
         self._stop_accepting()
 
     def _stop_accepting(self) -> None:
-        self.alive = False  # the run loop stops accepting; responses now close their connections
-        if self.balancer is not None:
-            self.balancer.withdraw()
-        for waiting, timer in list(self.idle.items()):
-            # Raising a Timeout(…, False) inside its own context ends it as if it expired.
-            waiting.kill(timer, block=False)
+        # The run loop stops accepting; responses now close their connections; the idle
+        # ones close (see `alive`).
+        self.alive = False
 
 
 #: Allocations of containers between young collections (CPython's default is 700).

@@ -185,3 +185,49 @@ def test_a_stopped_worker_holds_no_new_connection_up(tmp_path):
             os.kill(second, signal.SIGCONT)
         for sock in held + more:
             sock.close()
+
+
+def test_a_worker_that_stops_accepting_withdraws_however_gunicorn_stops_it():
+    # gunicorn ends a worker by setting `alive` false (max_requests after a call, a
+    # changed parent...), not only through the paths the worker class overrides.
+    from gateway.worker import WrapgateWorker
+
+    table = balance.Table(slots=2)
+    worker = WrapgateWorker.__new__(WrapgateWorker)  # no gunicorn around it: the attribute alone
+    worker.idle = {}
+    worker.balancer = balance.Balancer(table, 0)
+    worker.alive = True
+    worker.balancer.start()
+    assert table.read(0)[0] == os.getpid()
+    worker.alive = False
+    assert table.read(0) == (0, 0, 0.0)
+    worker.balancer.heartbeat()  # gunicorn's graceful loop still calls notify()
+    assert table.read(0)[0] == 0
+
+
+def test_a_worker_at_max_requests_closes_its_idle_connections_and_is_replaced(tmp_path):
+    # Before, a worker that reached max_requests kept its idle keep-alive connections
+    # until graceful_timeout (minutes), still heartbeating: its sibling kept leaving new
+    # connections to a worker that no longer accepted, 50 ms each.
+    site = write_testkit_site(tmp_path / "site")
+    args = ("--max-requests", "40", "--max-requests-jitter", "0")
+    with Gunicorn(site, tmp_path, env={"WRAPGATE_PLUGINS": "kit"}, args=args) as server:
+        first = set(server.workers())
+        idle = _burst(server.port, 6)  # one call each, then idle keep-alive connections
+        answered = 0
+        while set(server.workers()) == first:
+            assert answered < 200, "no worker was replaced after 200 calls at max_requests 40"
+            assert server.call("kit.ping", {}, timeout=10).status_code == 200
+            answered += 1
+        # The replaced worker's idle connections were closed (EOF), not held.
+        closed = 0
+        for sock in idle:
+            sock.settimeout(10)
+            try:
+                closed += sock.recv(1) == b""
+            except TimeoutError:
+                pass  # the other worker's: still open
+            sock.close()
+        assert closed >= 1
+        for _ in range(20):
+            assert server.call("kit.ping", {}, timeout=10).status_code == 200
