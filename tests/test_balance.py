@@ -8,6 +8,7 @@ import contextlib
 import gc
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from gateway import balance
-from gateway.testing import TOKEN
+from gateway.testing import TOKEN, wait_until
 from tests.support import Gunicorn, write_testkit_site
 
 
@@ -113,7 +114,16 @@ def _held_by(pids: list[int], port: int) -> list[int]:
     return sorted(counts, reverse=True)
 
 
-def _burst(port: int, count: int) -> list[socket.socket]:
+@pytest.fixture
+def clients():
+    """Client sockets a test opens; all closed at its end, passed or failed."""
+    opened: list[socket.socket] = []
+    yield opened
+    for sock in opened:
+        sock.close()
+
+
+def _burst(clients: list[socket.socket], port: int, count: int) -> list[socket.socket]:
     """``count`` connections opened at once, as a client opens its pool; one ping on each."""
     body = json.dumps({"diy": True, "type": "wrapper", "function": "kit.ping", "options": {}}).encode()
     request = (
@@ -123,10 +133,11 @@ def _burst(port: int, count: int) -> list[socket.socket]:
     socks = []
     for _ in range(count):
         sock = socket.socket()
+        clients.append(sock)
+        socks.append(sock)
         sock.setblocking(False)
         with contextlib.suppress(BlockingIOError):
             sock.connect(("127.0.0.1", port))
-        socks.append(sock)
     for sock in socks:
         sock.setblocking(True)
         sock.settimeout(30)
@@ -134,6 +145,14 @@ def _burst(port: int, count: int) -> list[socket.socket]:
     for sock in socks:
         assert sock.recv(65536).startswith(b"HTTP/1.1 200"), "every call of the burst is answered"
     return socks
+
+
+def _started(server: Gunicorn) -> Gunicorn:
+    """``server`` once both its workers have loaded the app (``/livez`` answered by one
+    says nothing of the other, which may still be importing and accepts nothing yet)."""
+    wait_until(lambda: server.log().count("connector kit loaded") >= 2, 30, what="both workers loaded")
+    time.sleep(0.2)  # from loading the app to accepting
+    return server
 
 
 @pytest.fixture
@@ -149,16 +168,16 @@ def busy_cores():
         spinner.wait()
 
 
-def test_bursts_of_connections_are_shared_evenly_by_two_workers_on_busy_cores(tmp_path, busy_cores):
+def test_bursts_of_connections_are_shared_evenly_by_two_workers_on_busy_cores(tmp_path, busy_cores, clients):
     # Before gateway.balance, 8 connections opened at once went all to one worker in
     # about half the bursts on this 2-core machine under load (9 of 20).
     site = write_testkit_site(tmp_path / "site")
     with Gunicorn(site, tmp_path, env={"WRAPGATE_PLUGINS": "kit"}) as server:
-        workers = server.workers()
+        workers = _started(server).workers()
         assert len(workers) == 2
         splits = []
         for _ in range(10):
-            socks = _burst(server.port, 8)
+            socks = _burst(clients, server.port, 8)
             splits.append(_held_by(workers, server.port))
             for sock in socks:
                 sock.close()
@@ -169,22 +188,21 @@ def test_bursts_of_connections_are_shared_evenly_by_two_workers_on_busy_cores(tm
     assert all(sum(split) == 8 for split in splits), splits
 
 
-def test_a_stopped_worker_holds_no_new_connection_up(tmp_path):
+def test_a_stopped_worker_holds_no_new_connection_up(tmp_path, clients):
     # A sibling that stops running (SIGSTOP here; a hung loop alike) keeps a fresh
     # heartbeat for up to STALE seconds: its fuller sibling still accepts every new
     # connection (each after at most DEFER), and every call is answered.
     site = write_testkit_site(tmp_path / "site")
     with Gunicorn(site, tmp_path, env={"WRAPGATE_PLUGINS": "kit"}) as server:
-        first, second = server.workers()
-        held = _burst(server.port, 8)
+        first, second = _started(server).workers()
+        _burst(clients, server.port, 8)
+        (before,) = _held_by([first], server.port)
         os.kill(second, signal.SIGSTOP)
         try:
-            more = _burst(server.port, 6)  # each goes to `first`, already the fuller one
-            assert _held_by([first], server.port)[0] >= 6 + 1
+            _burst(clients, server.port, 6)  # all to `first`: `second` runs no more
+            assert _held_by([first], server.port) == [before + 6]
         finally:
             os.kill(second, signal.SIGCONT)
-        for sock in held + more:
-            sock.close()
 
 
 def test_a_worker_that_stops_accepting_withdraws_however_gunicorn_stops_it():
@@ -205,29 +223,23 @@ def test_a_worker_that_stops_accepting_withdraws_however_gunicorn_stops_it():
     assert table.read(0)[0] == 0
 
 
-def test_a_worker_at_max_requests_closes_its_idle_connections_and_is_replaced(tmp_path):
+def test_a_worker_at_max_requests_closes_its_idle_connections_and_is_replaced(tmp_path, clients):
     # Before, a worker that reached max_requests kept its idle keep-alive connections
     # until graceful_timeout (minutes), still heartbeating: its sibling kept leaving new
     # connections to a worker that no longer accepted, 50 ms each.
     site = write_testkit_site(tmp_path / "site")
     args = ("--max-requests", "40", "--max-requests-jitter", "0")
     with Gunicorn(site, tmp_path, env={"WRAPGATE_PLUGINS": "kit"}, args=args) as server:
-        first = set(server.workers())
-        idle = _burst(server.port, 6)  # one call each, then idle keep-alive connections
+        first = set(_started(server).workers())
+        idle = _burst(clients, server.port, 6)  # one call each, then idle keep-alive connections
         answered = 0
         while set(server.workers()) == first:
             assert answered < 200, "no worker was replaced after 200 calls at max_requests 40"
             assert server.call("kit.ping", {}, timeout=10).status_code == 200
             answered += 1
-        # The replaced worker's idle connections were closed (EOF), not held.
-        closed = 0
-        for sock in idle:
-            sock.settimeout(10)
-            try:
-                closed += sock.recv(1) == b""
-            except TimeoutError:
-                pass  # the other worker's: still open
-            sock.close()
-        assert closed >= 1
+        # The replaced worker's idle connections were closed (EOF), not held; the other
+        # worker's stay open.
+        readable, _, _ = select.select(idle, [], [], 10)
+        assert readable and all(sock.recv(1) == b"" for sock in readable)
         for _ in range(20):
             assert server.call("kit.ping", {}, timeout=10).status_code == 200
