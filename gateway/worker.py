@@ -31,6 +31,10 @@ It also keeps one worker's faults its own:
   greenlet, or ``os._exit(4)`` anywhere, would do that; after boot this worker
   exits 1 instead, and ``os._exit`` on a plugin call's thread is refused
   (the call answers 422).
+* **early signals**: a stop signal that reaches a worker before gunicorn has
+  installed its handlers (gevent's patching takes some 100 ms) is held and acted
+  on once they are in, instead of being lost while the master waits
+  ``graceful_timeout`` for the worker to end.
 
 It takes its share of new connections, no more: one holding more client
 connections than a live sibling leaves the next to that sibling for up to 50 ms
@@ -52,6 +56,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -198,6 +203,25 @@ class WrapgateWorker(GeventWorker):
         for waiting, timer in list(self.idle.items()):
             # Raising a Timeout(…, False) inside its own context ends it as if it expired.
             waiting.kill(timer, block=False)
+
+    # -- the worker's first moments ------------------------------------------------
+
+    def init_process(self) -> None:
+        # Until gunicorn installs the worker's signal handlers (after gevent's patching,
+        # some 100 ms into its life), a stop signal meets the master's handlers that the
+        # fork copied, which queue it in this process's copy of the master: lost. The
+        # worker then boots and serves on while the master waits graceful_timeout for it
+        # (a deploy's SIGTERM arriving as a worker is replaced). Held here, sent again
+        # once the real handlers are in (init_signals).
+        self._early: list[int] = []
+        for signum in EARLY_SIGNALS:
+            signal.signal(signum, lambda signum, frame: self._early.append(signum))
+        super().init_process()
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        for signum in getattr(self, "_early", ()):
+            os.kill(os.getpid(), signum)
 
     def busy(self) -> bool:
         return len(self.connections) > self._busy_mark
@@ -395,6 +419,9 @@ class WrapgateWorker(GeventWorker):
         # ones close (see `alive`).
         self.alive = False
 
+
+#: The signals that stop a worker: one arriving before its handlers are in is held.
+EARLY_SIGNALS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT, signal.SIGABRT)
 
 #: Allocations of containers between young collections (CPython's default is 700).
 #: Measured with import-1000 (bench.py, shipped configuration, alternating pairs):

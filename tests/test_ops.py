@@ -321,3 +321,19 @@ def _ok(url):
         return requests.get(url + "/readyz", timeout=1).ok
     except requests.RequestException:  # not up yet: refused, or too busy booting to answer
         return False
+
+
+def test_sigterm_as_a_worker_is_being_replaced_stops_the_server(start_gateway):
+    # A worker's first ~100 ms (gevent's patching) run under the signal handlers the
+    # fork copied from the master, which only queue a signal in the child's copy of the
+    # master: a SIGTERM there was lost, and the master waited graceful_timeout (310 s)
+    # for a worker that served on. Now it is held and acted on once the worker's own
+    # handlers are in.
+    server = start_gateway({"WRAPGATE_PLUGINS": "kit"}, workers=2)
+    victim = server.workers()[0]
+    booted = server.log().count("Booting worker with pid")
+    subprocess.run(["kill", "-9", str(victim)], check=True)
+    # The replacement is forked when the master logs it: stop the server at once.
+    wait_until(lambda: server.log().count("Booting worker with pid") > booted, 20, 0.002, "a replacement")
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(20) == 0  # not graceful_timeout's 310 s
