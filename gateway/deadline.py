@@ -213,6 +213,9 @@ class _Runner:
             job, self.job = self.job, None
             if job is not None:
                 job()
+            # A parked runner must not hold its last call: the job's closure holds the
+            # call's result (an export's page) until the runner's next call.
+            job = None
             threading.current_thread().name = "call"
             with self._lock:
                 if len(self._parked) >= self.IDLE or self._pid != os.getpid():

@@ -6,10 +6,12 @@ tests/test_faults.py covers that path over HTTP.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 
@@ -21,6 +23,24 @@ def test_a_result_and_an_error_come_back_as_they_are():
     assert deadline.call_with_deadline(lambda: 42, 5, "t") == 42
     with pytest.raises(ZeroDivisionError):
         deadline.call_with_deadline(lambda: 1 / 0, 5, "t")
+
+
+def test_a_parked_thread_keeps_nothing_of_its_last_call():
+    # An export's page is the call's result: a runner parked after the call must
+    # let it go, not hold it until its next call.
+    class Page(list):
+        pass
+
+    got = deadline.call_with_deadline(lambda: Page(range(1000)), 5, "page")
+    assert got == list(range(1000))
+    gone = weakref.ref(got)
+    del got
+    for _ in range(100):
+        gc.collect()
+        if gone() is None:
+            break
+        time.sleep(0.01)
+    assert gone() is None, gc.get_referrers(gone())
 
 
 @pytest.mark.parametrize(
