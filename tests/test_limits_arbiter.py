@@ -387,3 +387,55 @@ def test_a_worker_slow_to_read_what_it_is_told_keeps_its_slots(arbiter_path):
     assert data.decode().splitlines() == ["W conn-d", "F conn-d"] * 400 + ["W conn-d"]
     slow.sendall(b"R 1\n")
     assert grants(third, 1) == ["G 1"]
+
+
+# A call that asks while another greenlet's new connection is registering (its send
+# yields: the arbiter reads slowly, or the registration is long) was taken for one
+# that registration carried, and waited without its request ever being sent.
+ASKED_WHILE_CONNECTING = r"""
+from gevent import monkey
+
+monkey.patch_all()
+import sys, time, gevent, gevent.socket
+from gateway.limits.local import ArbiterBackend
+
+original = gevent.socket.socket.sendall
+
+
+def slow_registration(self, data, *args):
+    if data.startswith(b"MUX\n"):
+        gevent.sleep(0.2)  # the loop runs other greenlets meanwhile
+    return original(self, data, *args)
+
+
+gevent.socket.socket.sendall = slow_registration
+backend = ArbiterBackend(sys.argv[1])
+took = {}
+
+
+def call(key):
+    started = time.monotonic()
+    lease = backend.acquire(key, 5, 3)
+    took[key] = None if lease is None else round(time.monotonic() - started, 2)
+
+
+first = gevent.spawn(call, "conn-first")
+gevent.sleep(0.05)  # the first call is registering its connection
+second = gevent.spawn(call, "conn-second")
+gevent.joinall([first, second])
+print(took["conn-first"], took["conn-second"])
+"""
+
+
+def test_a_call_that_asks_while_the_connection_is_made_is_asked_for(arbiter_path):
+    out = subprocess.run(
+        [sys.executable, "-c", ASKED_WHILE_CONNECTING, arbiter_path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = (None if value == "None" else float(value) for value in out.stdout.split())
+    assert first is not None and first < 1.5, out.stdout
+    # Granted once its request is sent: not after the health check (1 s), nor never (3 s).
+    assert second is not None and second < 1.0, out.stdout

@@ -339,7 +339,8 @@ class _Shared:
         self.sock: socket.socket | None = None
         self._ids = itertools.count()
         self._lock = threading.Lock()  # gevent's: one greenlet connects at a time
-        self._connects = 0  # connections made so far: tells a request whether one sent it
+        # Waiting calls whose request the latest connection's registration carried.
+        self._registered: set[str] = set()
         self._queued: list[bytes] = []  # lines for the writer to send on self.sock
         self._wake = threading.Event()
         # id -> (granted, its request, its re-registration once granted)
@@ -372,7 +373,7 @@ class _Shared:
         self.waiting[ident] = (granted, request, hold)
         deadline = time.monotonic() + wait
         try:
-            self._write(request, sent_on_connect=True)
+            self._write(request, asking=ident)
             report = on_wait  # once no grant came within WAIT_REPORTED_AFTER
             while True:
                 remaining = deadline - time.monotonic()
@@ -437,18 +438,18 @@ class _Shared:
         self.wanted.add(wire)
         self._give_back(self.kept.pop(wire, []))
 
-    def _write(self, line: bytes, sent_on_connect: bool = False) -> None:
-        """Queue ``line`` for the writer (``sent_on_connect``: a request that a new
-        connection's registration carries, :meth:`_connect`)."""
+    def _write(self, line: bytes, asking: str | None = None) -> None:
+        """Queue ``line`` for the writer (``asking``: the id of the waiting call whose
+        request it is, which a new connection's registration may carry, :meth:`_connect`)."""
         if self.sock is None:
-            connects = self._connects
             with self._lock:  # wait for a connection another greenlet is making
                 if self.sock is None:
                     self._connect()
-                    if sent_on_connect:
-                        return
-                elif sent_on_connect and self._connects != connects:
-                    return  # the connection made meanwhile registered this request
+                # Not "a connection was made meanwhile": its registration was put together
+                # before its send, which can yield, and a call that asks during that send
+                # is in no registration: its request must go now.
+                if asking is not None and asking in self._registered:
+                    return
         self._queued.append(line)
         self._wake.set()
 
@@ -492,13 +493,13 @@ class _Shared:
         lines += [line for line, _, _, _ in self.held.values()]
         # A grant the waiting call has not taken yet counts as held.
         lines += [hold if granted.is_set() else request for granted, request, hold in self.waiting.values()]
+        self._registered = set(self.waiting)
         try:
             sock.sendall(b"".join(lines))
         except OSError as exc:
             sock.close()
             raise BackendDown(f"arbiter at {self.backend.path}: {exc}") from None
         self.sock = sock
-        self._connects += 1
         threading.Thread(target=self._read, args=(sock,), name="wrapgate-arbiter", daemon=True).start()
         return sock
 
