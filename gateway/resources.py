@@ -10,14 +10,19 @@ recently used are disposed beyond a bound::
     ENGINES = PerConnection(lambda unencrypted, encrypted: make_engine(...), dispose=lambda e: e.dispose())
     engine = ENGINES.get(unencrypted, encrypted)
 
-Keys are digests of the sections, so no secret is kept as a key.
+Keys are digests of the sections, so no secret is kept as a key. What is
+still held when the process ends (a worker stopping, ``wrapgate call``
+returning) is disposed at its exit, so that pooled connections are closed, not
+dropped with the process.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import hashlib
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -38,6 +43,7 @@ class PerConnection(Generic[T]):
         self.capacity = capacity
         self._items: collections.OrderedDict[str, T] = collections.OrderedDict()
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     @staticmethod
     def key(unencrypted: Mapping[str, Any], encrypted: Mapping[str, Any]) -> str:
@@ -64,7 +70,30 @@ class PerConnection(Generic[T]):
         return len(self._items)
 
     def clear(self) -> None:
+        """Dispose of every client held; each is tried, the first failure is raised after."""
         with self._lock:
             items, self._items = list(self._items.values()), collections.OrderedDict()
+        failure: Exception | None = None
         for item in items:
-            self._dispose(item)
+            try:
+                self._dispose(item)
+            except Exception as exc:  # noqa: BLE001 - raised once the others are disposed
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+
+# Every cache still alive when the interpreter exits disposes what it holds: a
+# database's pooled connections were otherwise dropped with the process (the
+# server logs an unexpected end of the connection) and, when the interpreter
+# freed them, warned as connections deleted while open.
+_LIVE: weakref.WeakSet[PerConnection[Any]] = weakref.WeakSet()
+
+
+@atexit.register
+def _dispose_all() -> None:
+    for cache in list(_LIVE):
+        try:
+            cache.clear()
+        except Exception:  # noqa: BLE001 - at exit: a connector's failed dispose must not stop the others
+            pass

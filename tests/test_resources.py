@@ -1,5 +1,10 @@
 """gateway.resources.PerConnection: one client per distinct connection, bounded."""
 
+import subprocess
+import sys
+
+import pytest
+
 from gateway.resources import PerConnection
 
 
@@ -27,3 +32,52 @@ def test_least_recently_used_is_disposed_beyond_capacity():
 def test_keys_hold_no_secret():
     key = PerConnection.key({"host": "db"}, {"password": "Plain-Secret-1"})
     assert "Plain-Secret-1" not in key and len(key) == 64
+
+
+EXITING = r"""
+import subprocess
+import sys
+
+import pytest
+
+from gateway.resources import PerConnection
+
+
+def dispose(client):
+    if client == "broken":
+        raise RuntimeError("dispose failed")
+    print("disposed", client, flush=True)
+
+
+first = PerConnection(lambda u, e: u["name"], dispose=dispose)
+second = PerConnection(lambda u, e: u["name"], dispose=dispose)
+first.get({"name": "broken"}, {})
+first.get({"name": "a"}, {})
+second.get({"name": "b"}, {})
+print("exiting", flush=True)
+"""
+
+
+def test_what_is_held_at_exit_is_disposed_even_after_a_failed_dispose():
+    # A database engine's pooled connections are closed when the process ends,
+    # not dropped with it (nor freed by the interpreter, warning they were open).
+    out = subprocess.run([sys.executable, "-c", EXITING], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[0] == "exiting"
+    assert sorted(out.stdout.split("\n")[1:-1]) == ["disposed a", "disposed b"], out.stdout
+
+
+def test_clear_tries_every_client_and_then_raises_the_first_failure():
+    disposed = []
+
+    def dispose(client):
+        if client.startswith("broken"):
+            raise RuntimeError(client)
+        disposed.append(client)
+
+    cache = PerConnection(lambda u, e: u["name"], dispose=dispose)
+    for name in ("broken-1", "a", "broken-2", "b"):
+        cache.get({"name": name}, {})
+    with pytest.raises(RuntimeError, match="broken-1"):
+        cache.clear()
+    assert disposed == ["a", "b"] and len(cache) == 0
