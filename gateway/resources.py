@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import collections
 import hashlib
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -95,5 +96,7 @@ def _dispose_all() -> None:
     for cache in list(_LIVE):
         try:
             cache.clear()
-        except Exception:  # noqa: BLE001 - at exit: a connector's failed dispose must not stop the others
-            pass
+        except Exception:  # at exit: a connector's failed dispose must not stop the others
+            logging.getLogger("gateway.resources").exception(
+                "disposing of a connector's clients at exit failed"
+            )

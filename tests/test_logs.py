@@ -107,8 +107,8 @@ def test_flat_lines_are_masked_in_keys_values_and_numbers_and_kept_exact_otherwi
 
 
 def test_access_lines_are_records_of_their_logger_its_level_and_filters_apply():
-    # done() makes the record itself (no walk up the stack for the caller): the
-    # logger's level, its filters and the call's fields must still apply as info() would.
+    # The access line is an ordinary record of gateway.access: the logger's level
+    # and filters govern it, and it carries the call's request id and traceid.
     stream = io.StringIO()
     logs.configure("INFO", "json", stream)
     logger = logging.getLogger("gateway.access")

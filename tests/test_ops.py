@@ -1,6 +1,7 @@
 """What ops run: metrics across workers, OpenAPI, JSON logs, the drain on SIGTERM."""
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -332,7 +333,7 @@ def test_sigterm_as_a_worker_is_being_replaced_stops_the_server(start_gateway):
     server = start_gateway({"WRAPGATE_PLUGINS": "kit"}, workers=2)
     victim = server.workers()[0]
     booted = server.log().count("Booting worker with pid")
-    subprocess.run(["kill", "-9", str(victim)], check=True)
+    os.kill(victim, signal.SIGKILL)
     # The replacement is forked when the master logs it: stop the server at once.
     wait_until(lambda: server.log().count("Booting worker with pid") > booted, 20, 0.002, "a replacement")
     server.proc.send_signal(signal.SIGTERM)
